@@ -1,0 +1,114 @@
+"""`PythonFunction`: a Lambda function from a folder under ``functions/``, done right once.
+
+What every function in this project gets without asking:
+- code packaged as a cdktf asset (``TerraformAsset``, archive) built from a clean copy of
+  ``functions/<name>/`` (no ``__pycache__``), and ``source_code_hash`` set from the asset's
+  content hash, so a code change is a plan change and nothing else is;
+- a log group ``/aws/lambda/<function name>`` with retention, created before the function,
+  and the function's log format set to JSON (structured logs, ``extra`` keys as fields);
+- an execution role trusted only by Lambda, with one inline policy: the statements the
+  pattern passes plus writing to its own log group. No managed policies, no wildcards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from cdktf import AssetType, TerraformAsset
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.lambda_function import (
+    LambdaFunction,
+    LambdaFunctionEnvironment,
+    LambdaFunctionLoggingConfig,
+)
+from constructs import Construct
+
+from modules.core.versions import LAMBDA_PYTHON_RUNTIME
+from modules.core.iam import Statement, assume_role_policy, grant_write_logs, policy_document
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+RUNTIME = LAMBDA_PYTHON_RUNTIME
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "test_*", ".*")
+_staging_root: Path | None = None
+
+
+def stage_source(name: str) -> Path:
+    """A clean copy of ``functions/<name>`` (plus ``functions/shared`` if present) to package."""
+    global _staging_root
+    source = FUNCTIONS_DIR / name
+    if not (source / "handler.py").is_file():
+        raise FileNotFoundError(f"functions/{name}/handler.py not found")
+    if _staging_root is None:
+        _staging_root = Path(tempfile.mkdtemp(prefix="scaling-patterns-functions-"))
+        atexit.register(shutil.rmtree, _staging_root, True)
+    target = _staging_root / name
+    if not target.exists():
+        shutil.copytree(source, target, ignore=_IGNORED)
+    return target
+
+
+class PythonFunction(Construct):
+    """One Lambda function with its role, policy, log group and packaged code."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        function_name: str,
+        source: str,
+        statements: Sequence[Statement],
+        handler: str = "handler.handler",
+        description: str | None = None,
+        memory_mb: int = 256,
+        timeout_seconds: int = 30,
+        environment: Mapping[str, str] | None = None,
+        log_retention_days: int = 30,
+        reserved_concurrency: int | None = None,
+        publish: bool = False,
+    ):
+        super().__init__(scope, id_)
+        self.function_name = function_name
+
+        self.log_group = CloudwatchLogGroup(
+            self, "log_group", name=f"/aws/lambda/{function_name}", retention_in_days=log_retention_days)
+
+        self.role = IamRole(
+            self, "role", name=f"{function_name}-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+            description=f"Execution role of Lambda function {function_name}")
+        self.policy = IamRolePolicy(
+            self, "policy", name="least-privilege", role=self.role.id,
+            policy=policy_document([grant_write_logs(self.log_group.arn), *statements]))
+
+        asset = TerraformAsset(self, "code", path=str(stage_source(source)), type=AssetType.ARCHIVE)
+        self.function = LambdaFunction(
+            self, "function",
+            function_name=function_name,
+            description=description,
+            role=self.role.arn,
+            runtime=RUNTIME,
+            handler=handler,
+            filename=asset.path,
+            source_code_hash=asset.asset_hash,
+            memory_size=memory_mb,
+            timeout=timeout_seconds,
+            publish=publish,
+            reserved_concurrent_executions=reserved_concurrency,
+            environment=LambdaFunctionEnvironment(variables=dict(environment)) if environment else None,
+            logging_config=LambdaFunctionLoggingConfig(log_format="JSON", log_group=self.log_group.name),
+            depends_on=[self.log_group, self.policy],
+        )
+
+    @property
+    def arn(self) -> str:
+        return self.function.arn
+
+    @property
+    def name(self) -> str:
+        return self.function.function_name

@@ -1,0 +1,219 @@
+"""Settings base: typed, immutable, validated objects, and the settings-file loader.
+
+Every pattern's settings class derives from :class:`Settings` (unknown keys are errors,
+values are not coerced across types, objects are frozen). Field descriptions are the
+documentation: ``python -m tooling.settings_doc`` renders them into the README.
+
+This module imports no cdktf code, so a bad settings file is reported in well under a
+second, before the provider bindings load and before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+# ---------------------------------------------------------------------------------------
+# Base model and reusable field types
+# ---------------------------------------------------------------------------------------
+
+
+class Settings(BaseModel):
+    """Base for all settings objects: strict types, no unknown keys, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _regex(pattern: str, rule: str):
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(rule)
+        return value
+
+    return AfterValidator(check)
+
+
+#: CloudWatch Logs retention periods that AWS accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+                      1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+def _retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return value
+
+
+LogRetentionDays = Annotated[int, AfterValidator(_retention)]
+
+AwsRegion = Annotated[str, _regex(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d", "must be an AWS region such as us-east-1")]
+
+NamePrefix = Annotated[str, _regex(r"[a-z][a-z0-9-]{0,11}", "must be 1-12 characters: lowercase letters, digits, '-', starting with a letter")]
+
+EventBusName = Annotated[str, _regex(r"[/.\-_A-Za-z0-9]{1,256}", "must be 1-256 characters of A-Z a-z 0-9 . - _ /")]
+
+SageMakerName = Annotated[str, _regex(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "must be 1-63 alphanumeric characters or '-', not starting or ending with '-'")]
+
+AutoScalingGroupName = Annotated[str, _regex(r"[^:*\s][^:*]{0,254}", "must be 1-255 characters without ':' or '*'")]
+
+MetricNamespace = Annotated[str, _regex(r"(?!AWS/)[A-Za-z0-9.\-_/#:]{1,255}", "must be 1-255 characters of A-Z a-z 0-9 . - _ / # : and must not start with 'AWS/'")]
+
+
+def arn_type(service: str, example: str, resource: str = r".+"):
+    """An ARN of one service, e.g. ``arn_type("acm", "arn:aws:acm:us-east-1:123456789012:certificate/...")``."""
+    pattern = rf"arn:aws[a-z-]*:{service}:[a-z0-9-]*:\d{{12}}:{resource}"
+    return Annotated[str, _regex(pattern, f"must be an ARN like {example}")]
+
+
+# ---------------------------------------------------------------------------------------
+# Project-wide settings (the [project] section)
+# ---------------------------------------------------------------------------------------
+
+
+class LocalBackend(Settings):
+    """Terraform state in a local file per stack (the default)."""
+
+    type: Literal["local"] = Field("local", description="`local`: state in `terraform.<stack>.tfstate` beside the project.")
+
+
+class S3Backend(Settings):
+    """Terraform state in S3 with native S3 locking (Terraform >= 1.10)."""
+
+    type: Literal["s3"] = Field(description="`s3`: shared state for teams.")
+    bucket: Annotated[str, _regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "must be a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-')")] = Field(
+        description="State bucket (must exist; versioning recommended).")
+    key_prefix: Annotated[str, _regex(r"[A-Za-z0-9!_.*'()/-]{1,200}", "must be 1-200 characters of A-Z a-z 0-9 ! _ . * ' ( ) / -")] = Field(
+        "scaling-patterns", description="State object key is `<key_prefix>/<stack>.tfstate`.")
+    region: AwsRegion | None = Field(None, description="Bucket region; defaults to `project.region`.")
+    use_lockfile: bool = Field(True, description="Native S3 locking (a `.tflock` object beside the state).")
+    encrypt: bool = Field(True, description="Server-side encryption of the state object.")
+
+
+class ProjectSettings(Settings):
+    """Settings shared by every stack."""
+
+    region: AwsRegion = Field("us-east-1", description="AWS region of every stack.")
+    name_prefix: NamePrefix = Field("aiscale", description="Prefix of every resource name; change it per environment sharing an account.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every resource (provider `default_tags`).")
+    backend: LocalBackend | S3Backend = Field(default_factory=LocalBackend, discriminator="type",
+                                              description="Where Terraform keeps state: `{type = \"local\"}` or `{type = \"s3\", bucket = ...}`.")
+
+
+# ---------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------
+
+
+class SettingsError(Exception):
+    """Bad settings: carries one human-readable line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any]:
+    """Readable dotted path for a pydantic error location, and the model it ends in.
+
+    Discriminated-union tags (``scaling_target.autoscaling_group.name``) and validator
+    branch names are dropped: the reader wrote ``scaling_target.name``.
+    """
+    path = ""
+    current: Any = model
+    for item in loc:
+        if isinstance(item, int):
+            path += f"[{item}]"
+            current = _model_of(getattr(current, "__args__", (None,))[0]) if current is not None else None
+            continue
+        fields = current.model_fields if _is_model(current) else {}
+        if str(item) in fields:
+            path += ("." if path else "") + str(item)
+            current = _model_of(fields[str(item)].annotation)
+        elif _is_model(current) or current is None:
+            continue  # a union tag or a validator name, not something the user wrote
+        else:
+            member = _union_member(current, str(item))
+            if member is not None:
+                current = member
+    return path, current
+
+
+def _is_model(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def _model_of(annotation: Any) -> Any:
+    """The model inside an annotation (``Foo | None`` -> Foo); unions of models stay unions."""
+    if _is_model(annotation):
+        return annotation
+    members = [a for a in getattr(annotation, "__args__", ()) if _is_model(a)]
+    if len(members) == 1:
+        return members[0]
+    return annotation if members else None
+
+
+def _union_member(union: Any, tag: str) -> Any:
+    for member in getattr(union, "__args__", ()):
+        if _is_model(member):
+            tag_field = member.model_fields.get("type")
+            if tag_field is not None and tag in getattr(tag_field.annotation, "__args__", ()):
+                return member
+    return None
+
+
+def _given(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def format_validation_error(section: str, exc: ValidationError, model: type[BaseModel]) -> list[str]:
+    """One line per problem: ``[section] field: rule (given value)``."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        where, _ = _walk(model, err["loc"])
+        where = where or "(section)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            lines.append(f"[{section}] {where}: required setting is missing")
+            continue
+        if err["type"] == "extra_forbidden":
+            parent_path, parent = _walk(model, err["loc"][:-1])
+            where = f"{parent_path}.{err['loc'][-1]}" if parent_path else str(err["loc"][-1])
+            known = sorted(parent.model_fields) if _is_model(parent) else []
+            msg = "unknown setting" + (f" (known: {', '.join(known)})" if known else "")
+        if "(given " in msg:
+            lines.append(f"[{section}] {where}: {msg}")
+        else:
+            lines.append(f"[{section}] {where}: {msg} (given {_given(err.get('input'))})")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# Loading the settings file
+# ---------------------------------------------------------------------------------------
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML settings file; a missing file means "all defaults"."""
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError([f"{path.name}: not valid TOML: {exc}"]) from None
+
+
+def validate_section(section: str, model: type[Settings], data: Any) -> Settings:
+    if not isinstance(data, dict):
+        raise SettingsError([f"[{section}] must be a table of settings (given {_given(data)})"])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(section, exc, model)) from None

@@ -1,0 +1,120 @@
+"""Test harness: one synthesis per test session, shared by every synth test.
+
+Importing the provider bindings costs ~20 s, so the session synthesizes every registered
+stack with its default settings plus every *variant* (a stack built with other settings)
+into one temporary cdktf.out, in one App. Variants live in ``tests/variants/<pattern>.py``
+as ``VARIANTS = {"<variant name>": ("<stack name>", {settings})}``; a variant's settings
+go through the same validation as the settings file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "functions"))
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from modules.core.settings import ProjectSettings, validate_section  # noqa: E402
+from modules.registry import STACKS  # noqa: E402
+
+
+def all_variants() -> dict[str, tuple[str, dict[str, Any]]]:
+    import tests.variants as package
+
+    variants: dict[str, tuple[str, dict[str, Any]]] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"tests.variants.{info.name}")
+        for name, value in module.VARIANTS.items():
+            assert name not in variants, f"variant {name} defined twice"
+            variants[name] = value
+    return variants
+
+
+@dataclass
+class StackJson:
+    name: str
+    dir: Path
+    doc: dict[str, Any]
+
+    def resources(self, type_: str) -> dict[str, dict[str, Any]]:
+        return self.doc.get("resource", {}).get(type_, {})
+
+    def one(self, type_: str) -> dict[str, Any]:
+        found = self.resources(type_)
+        assert len(found) == 1, f"{self.name}: expected one {type_}, found {sorted(found)}"
+        return next(iter(found.values()))
+
+    def address(self, type_: str) -> str:
+        found = self.resources(type_)
+        assert len(found) == 1, f"{self.name}: expected one {type_}, found {sorted(found)}"
+        return f"{type_}.{next(iter(found))}"
+
+    def ref(self, type_: str, attribute: str) -> str:
+        """``${type.name.attribute}`` of the only resource of ``type_``: what wiring looks like."""
+        return "${" + f"{self.address(type_)}.{attribute}" + "}"
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return self.doc.get("output", {})
+
+    def data(self, type_: str) -> dict[str, dict[str, Any]]:
+        return self.doc.get("data", {}).get(type_, {})
+
+    def policies(self) -> list[dict[str, Any]]:
+        """Every IAM policy document in the stack (role policies and resource policies), parsed."""
+        docs = []
+        for type_, key in (("aws_iam_role_policy", "policy"), ("aws_sqs_queue_policy", "policy"),
+                           ("aws_iam_policy", "policy"), ("aws_s3_bucket_policy", "policy")):
+            for body in self.resources(type_).values():
+                docs.append(json.loads(body[key]))
+        return docs
+
+
+class Synth:
+    def __init__(self, outdir: Path):
+        self.outdir = outdir
+
+    def stack(self, name: str) -> StackJson:
+        path = self.outdir / "stacks" / name / "cdk.tf.json"
+        return StackJson(name, path.parent, json.loads(path.read_text()))
+
+    def names(self) -> list[str]:
+        return sorted(p.parent.name for p in (self.outdir / "stacks").glob("*/cdk.tf.json"))
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    from modules.app import StackRequest, synthesize
+
+    specs = {spec.name: spec for spec in STACKS}
+    requests = [StackRequest(spec, spec.name, validate_section(spec.name, spec.load_settings_class(), {}))
+                for spec in STACKS]
+    for variant, (base, settings) in all_variants().items():
+        spec = specs[base]
+        requests.append(StackRequest(spec, variant, validate_section(variant, spec.load_settings_class(), settings)))
+    outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
+    synthesize(ProjectSettings(), requests, outdir)
+    return Synth(outdir)
+
+
+@pytest.fixture(scope="session")
+def validated(synth: Synth) -> dict[str, tuple[bool, str]]:
+    """`terraform validate` of every synthesized stack (two at a time), by stack name."""
+    from tooling.terraform import cli_config_env, validate_stack
+
+    env = cli_config_env()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = pool.map(lambda name: (name, validate_stack(synth.outdir / "stacks" / name, env)), synth.names())
+        return dict(results)

@@ -1,0 +1,1 @@
+"""Command-line tooling behind the Makefile targets (not part of the constructs)."""
