@@ -29,6 +29,10 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from modules.core.settings import ProjectSettings, validate_section  # noqa: E402
 from modules.registry import STACKS  # noqa: E402
 
+#: While developing one pattern: SYNTH_ONLY=queue-depth-scaling pytest tests/test_queue_depth_scaling.py
+#: synthesizes only that stack and its variants (a comma-separated list is fine).
+ONLY = {name.strip() for name in os.environ.get("SYNTH_ONLY", "").split(",") if name.strip()}
+
 
 def all_variants() -> dict[str, tuple[str, dict[str, Any]]]:
     import tests.variants as package
@@ -98,10 +102,12 @@ class Synth:
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from modules.app import StackRequest, synthesize
 
-    specs = {spec.name: spec for spec in STACKS}
+    specs = {spec.name: spec for spec in STACKS if not ONLY or spec.name in ONLY}
     requests = [StackRequest(spec, spec.name, validate_section(spec.name, spec.load_settings_class(), {}))
-                for spec in STACKS]
+                for spec in specs.values()]
     for variant, (base, settings) in all_variants().items():
+        if base not in specs:
+            continue
         spec = specs[base]
         requests.append(StackRequest(spec, variant, validate_section(variant, spec.load_settings_class(), settings)))
     outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"

@@ -1,0 +1,67 @@
+"""`QueueWithDeadLetter`: an encrypted SQS queue whose failures land in an encrypted DLQ.
+
+Required by every queue in this project (Solutions Constructs style: a user can tune it,
+not switch the DLQ off): SSE (SQS-managed keys by default, a KMS key if given), a redrive
+policy after ``max_receive_count`` receives, a DLQ that only this queue may redrive into,
+and a DLQ retention of 14 days so poison messages outlive the investigation.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
+from cdktf_cdktf_provider_aws.sqs_queue_redrive_allow_policy import SqsQueueRedriveAllowPolicy
+from constructs import Construct
+
+
+class QueueWithDeadLetter(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        max_receive_count: int = 5,
+        visibility_timeout_seconds: int = 30,
+        message_retention_seconds: int = 345600,
+        delay_seconds: int = 0,
+        max_message_size: int = 262144,
+        receive_wait_time_seconds: int = 0,
+        dlq_retention_seconds: int = 1209600,
+        kms_key_arn: str | None = None,
+    ):
+        super().__init__(scope, id_)
+        encryption = ({"kms_master_key_id": kms_key_arn, "kms_data_key_reuse_period_seconds": 300}
+                      if kms_key_arn else {"sqs_managed_sse_enabled": True})
+        self.dead_letter_queue = SqsQueue(
+            self, "dead_letter_queue", name=f"{name}-dlq", message_retention_seconds=dlq_retention_seconds, **encryption)
+        self.queue = SqsQueue(
+            self, "queue",
+            name=name,
+            visibility_timeout_seconds=visibility_timeout_seconds,
+            message_retention_seconds=message_retention_seconds,
+            delay_seconds=delay_seconds,
+            max_message_size=max_message_size,
+            receive_wait_time_seconds=receive_wait_time_seconds,
+            redrive_policy=json.dumps({"deadLetterTargetArn": self.dead_letter_queue.arn,
+                                       "maxReceiveCount": max_receive_count}),
+            **encryption,
+        )
+        SqsQueueRedriveAllowPolicy(
+            self, "dead_letter_queue_allow",
+            queue_url=self.dead_letter_queue.url,
+            redrive_allow_policy=json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [self.queue.arn]}),
+        )
+
+    @property
+    def arn(self) -> str:
+        return self.queue.arn
+
+    @property
+    def url(self) -> str:
+        return self.queue.url
+
+    @property
+    def name(self) -> str:
+        return self.queue.name
