@@ -10,6 +10,7 @@ go through the same validation as the settings file.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import pkgutil
@@ -23,7 +24,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "functions"))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from modules.core.settings import ProjectSettings, validate_section  # noqa: E402
@@ -32,6 +32,18 @@ from modules.registry import STACKS  # noqa: E402
 #: While developing one pattern: SYNTH_ONLY=queue-depth-scaling pytest tests/test_queue_depth_scaling.py
 #: synthesizes only that stack and its variants (a comma-separated list is fine).
 ONLY = {name.strip() for name in os.environ.get("SYNTH_ONLY", "").split(",") if name.strip()}
+
+
+def load_function(name: str):
+    """``functions/<name>/handler.py`` as module ``function_<name>`` (every handler is called handler.py)."""
+    module_name = f"function_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def all_variants() -> dict[str, tuple[str, dict[str, Any]]]:
