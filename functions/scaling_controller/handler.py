@@ -2,8 +2,10 @@
 
 Invoked by an EventBridge rule once per inference-request event. It
 
-1. records the request as CloudWatch custom metrics: ``RequestCount`` and ``Tokens``, per
-   model (dimension ``Model``) and in aggregate (no dimension), in ``METRIC_NAMESPACE``;
+1. records the request as CloudWatch custom metrics in ``METRIC_NAMESPACE``: ``RequestCount``
+   and ``Tokens`` per model (dimension ``Model``), and ``TotalRequestCount`` and
+   ``TotalTokens`` without dimensions (separate names, so a query of the total can never
+   pick up per-model series);
 2. when a scaling target is configured (``TARGET_TYPE`` = ``sagemaker_variant`` or
    ``autoscaling_group``), reads the aggregate request rate of the last
    ``RATE_WINDOW_MINUTES`` minutes, turns it into a capacity
@@ -143,16 +145,19 @@ class Metrics:
         self.client, self.namespace = client, namespace
 
     def record_request(self, model: str, tokens: int, at: datetime) -> None:
-        data = []
-        for dims in ([{"Name": "Model", "Value": model}], []):
-            data.append({"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": at, "Value": 1, "Unit": "Count"})
-            data.append({"MetricName": "Tokens", "Dimensions": dims, "Timestamp": at, "Value": tokens, "Unit": "Count"})
+        per_model = [{"Name": "Model", "Value": model}]
+        data = [
+            {"MetricName": "RequestCount", "Dimensions": per_model, "Timestamp": at, "Value": 1, "Unit": "Count"},
+            {"MetricName": "Tokens", "Dimensions": per_model, "Timestamp": at, "Value": tokens, "Unit": "Count"},
+            {"MetricName": "TotalRequestCount", "Timestamp": at, "Value": 1, "Unit": "Count"},
+            {"MetricName": "TotalTokens", "Timestamp": at, "Value": tokens, "Unit": "Count"},
+        ]
         self.client.put_metric_data(Namespace=self.namespace, MetricData=data)
 
     def request_rate(self, window_minutes: int, now: datetime) -> float:
         """Aggregate requests per minute over the last ``window_minutes``."""
         stats = self.client.get_metric_statistics(
-            Namespace=self.namespace, MetricName="RequestCount", Dimensions=[],
+            Namespace=self.namespace, MetricName="TotalRequestCount",
             StartTime=now - timedelta(minutes=window_minutes), EndTime=now,
             Period=60 * window_minutes, Statistics=["Sum"],
         )

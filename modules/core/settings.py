@@ -36,6 +36,7 @@ def _regex(pattern: str, rule: str):
             raise ValueError(rule)
         return value
 
+    check.rule = rule  # type: ignore[attr-defined]  # shown in the README settings reference
     return AfterValidator(check)
 
 
@@ -48,6 +49,9 @@ def _retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
         raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     return value
+
+
+_retention.rule = "one of the CloudWatch Logs retention periods (1, 3, 5, 7, 14, 30, 60, 90, ... 3653)"  # type: ignore[attr-defined]
 
 
 LogRetentionDays = Annotated[int, AfterValidator(_retention)]
@@ -63,6 +67,19 @@ SageMakerName = Annotated[str, _regex(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "must
 AutoScalingGroupName = Annotated[str, _regex(r"[^:*\s][^:*]{0,254}", "must be 1-255 characters without ':' or '*'")]
 
 MetricNamespace = Annotated[str, _regex(r"(?!AWS/)[A-Za-z0-9.\-_/#:]{1,255}", "must be 1-255 characters of A-Z a-z 0-9 . - _ / # : and must not start with 'AWS/'")]
+
+VpcId = Annotated[str, _regex(r"vpc-[0-9a-f]{8}([0-9a-f]{9})?", "must be a VPC ID such as vpc-0123456789abcdef0")]
+
+SubnetId = Annotated[str, _regex(r"subnet-[0-9a-f]{8}([0-9a-f]{9})?", "must be a subnet ID such as subnet-0123456789abcdef0")]
+
+AvailabilityZone = Annotated[str, _regex(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]", "must be an availability zone name such as us-east-1a")]
+
+Ipv4Cidr = Annotated[str, _regex(r"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)/(3[0-2]|[12]?\d)",
+                                 "must be an IPv4 CIDR block such as 10.0.0.0/16")]
+
+Ec2InstanceType = Annotated[str, _regex(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "must be an EC2 instance type such as t3.micro or g5.xlarge")]
+
+SsmParameterName = Annotated[str, _regex(r"/[A-Za-z0-9_.\-/]{1,2047}", "must be an SSM parameter name starting with '/', e.g. /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")]
 
 
 def arn_type(service: str, example: str, resource: str = r".+"):

@@ -1,0 +1,34 @@
+"""Synthesis is all-or-nothing: a failing stack leaves the previous output untouched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from modules.app import StackRequest, synthesize
+from modules.core.settings import ProjectSettings
+from modules.registry import STACKS
+
+
+@dataclass(frozen=True)
+class BrokenSpec:
+    name: str = "broken"
+
+    def load_stack_class(self):
+        def build(app, name, project, settings):
+            raise ValueError("resource name too long")
+        return build
+
+
+def test_a_failing_stack_leaves_existing_output_and_no_staging_folder(synth, tmp_path):
+    outdir = tmp_path / "cdktf.out"
+    outdir.mkdir()
+    (outdir / "previous.txt").write_text("previous synth")
+    default = STACKS[0]
+    requests = [StackRequest(default, default.name, default.load_settings_class()()),
+                StackRequest(BrokenSpec(), "broken", None)]
+    with pytest.raises(ValueError, match="resource name too long"):
+        synthesize(ProjectSettings(), requests, outdir)
+    assert [p.name for p in tmp_path.iterdir()] == ["cdktf.out"]
+    assert [p.name for p in outdir.iterdir()] == ["previous.txt"]
