@@ -14,7 +14,7 @@ PIPENV_VERSION := 2026.10.3
 PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
 
-.PHONY: help install synth validate test check-settings clean docs
+.PHONY: help install synth validate test check-settings clean docs bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ validate: synth ## terraform init -backend=false + validate for each stack (offl
 
 test: install ## the whole test suite
 	$(RUN) python -m pytest
+
+bench: install ## synth wall time and peak memory vs. the import floor, with 1, 5 and 25 copies of each stack
+	$(RUN) python -m tooling.bench --copies 1,5,25
 
 docs: install ## regenerate the settings reference in README.md from the settings classes
 	$(RUN) python -m tooling.settings_doc --write

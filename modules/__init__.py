@@ -5,3 +5,7 @@ documents, Lambda packaging, the base stack); each pattern is one package with a
 ``settings.py`` (pydantic only: validating settings never imports the cdktf bindings) and
 a ``construct.py`` (the cdktf construct and its stack).
 """
+
+from modules.core.bindings import import_provider_lazily
+
+import_provider_lazily()
