@@ -41,6 +41,30 @@ STACKS: tuple[StackSpec, ...] = (
         "modules.llm_request_scaling.construct:LlmRequestScalingStack",
         "EventBridge rule on inference-request events -> scaling-controller Lambda",
     ),
+    StackSpec(
+        "queue-depth-scaling",
+        "modules.queue_depth_scaling.settings:QueueDepthScalingSettings",
+        "modules.queue_depth_scaling.construct:QueueDepthScalingStack",
+        "SQS work queue -> EC2 worker Auto Scaling group scaled on backlog; job-intake Lambda",
+    ),
+    StackSpec(
+        "inference-load-balancing",
+        "modules.inference_load_balancing.settings:InferenceLoadBalancingSettings",
+        "modules.inference_load_balancing.construct:InferenceLoadBalancingStack",
+        "Application Load Balancer -> target group -> inference Auto Scaling group scaled on requests per target",
+    ),
+    StackSpec(
+        "predictive-lambda-scaling",
+        "modules.predictive_lambda_scaling.settings:PredictiveLambdaScalingSettings",
+        "modules.predictive_lambda_scaling.construct:PredictiveLambdaScalingStack",
+        "Published inference Lambda; alias provisioned concurrency scaled by target tracking and a predicted schedule",
+    ),
+    StackSpec(
+        "queue-to-sagemaker",
+        "modules.queue_to_sagemaker.settings:QueueToSageMakerSettings",
+        "modules.queue_to_sagemaker.construct:QueueToSageMakerStack",
+        "SQS queue -> invoker Lambda (partial batch responses) -> autoscaled SageMaker endpoint",
+    ),
 )
 
 

@@ -110,8 +110,8 @@ class Synth:
         return sorted(p.parent.name for p in (self.outdir / "stacks").glob("*/cdk.tf.json"))
 
 
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+def _synthesize_all(outdir: Path, project: ProjectSettings) -> Synth:
+    """Every registered stack (default settings) and every variant, in one App."""
     from modules.app import StackRequest, synthesize
 
     specs = {spec.name: spec for spec in STACKS if not ONLY or spec.name in ONLY}
@@ -122,9 +122,22 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             continue
         spec = specs[base]
         requests.append(StackRequest(spec, variant, validate_section(variant, spec.load_settings_class(), settings)))
-    outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
-    synthesize(ProjectSettings(), requests, outdir)
+    synthesize(project, requests, outdir)
     return Synth(outdir)
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return _synthesize_all(tmp_path_factory.mktemp("synth") / "cdktf.out", ProjectSettings())
+
+
+@pytest.fixture(scope="session")
+def emulator_synth(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The same stacks and variants as `make deploy-local` builds them (``project.emulator = true``).
+
+    Same process as ``synth`` (the bindings are already loaded): a second App, not a second import.
+    """
+    return _synthesize_all(tmp_path_factory.mktemp("emulator") / "cdktf.out", ProjectSettings(emulator=True))
 
 
 @pytest.fixture(scope="session")

@@ -117,7 +117,8 @@ def test_without_a_scaling_target_the_controller_can_change_nothing(default):
 
 def test_wildcard_resources_only_where_aws_has_no_resource_level_permissions(default, asg, sagemaker):
     allowed = {"cloudwatch:PutMetricData", "cloudwatch:GetMetricStatistics",
-               "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities"}
+               "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities",
+               "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     for stack in (default, asg, sagemaker):
         for statement in statements(stack).values():
             if statement["Resource"] == "*":

@@ -84,3 +84,8 @@ def grant_send_messages(queue_arn: str, sid: str = "SendToQueue") -> Statement:
 def grant_consume_messages(queue_arn: str, sid: str = "ConsumeQueue") -> Statement:
     return Statement(sid=sid, actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
                                        "sqs:GetQueueAttributes"], resources=[queue_arn])
+
+
+def grant_write_traces() -> Statement:
+    # X-Ray's trace-writing actions have no resource-level permission.
+    return Statement(sid="WriteTraces", actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=[ANY_RESOURCE])

@@ -7,7 +7,9 @@ What every function in this project gets without asking:
 - a log group ``/aws/lambda/<function name>`` with retention, created before the function,
   and the function's log format set to JSON (structured logs, ``extra`` keys as fields);
 - an execution role trusted only by Lambda, with one inline policy: the statements the
-  pattern passes plus writing to its own log group. No managed policies, no wildcards.
+  pattern passes plus writing to its own log group. No managed policies, no wildcards;
+- active X-Ray tracing (and the trace-writing grant, which AWS offers only on ``*``), so a
+  slow or failing invocation can be followed through the AWS calls it makes.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
     LambdaFunctionEnvironment,
     LambdaFunctionLoggingConfig,
+    LambdaFunctionTracingConfig,
 )
 from constructs import Construct
 
 from modules.core.versions import LAMBDA_PYTHON_RUNTIME
-from modules.core.iam import Statement, assume_role_policy, grant_write_logs, policy_document
+from modules.core.iam import Statement, assume_role_policy, grant_write_logs, grant_write_traces, policy_document
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 RUNTIME = LAMBDA_PYTHON_RUNTIME
@@ -72,6 +75,7 @@ class PythonFunction(Construct):
         log_retention_days: int = 30,
         reserved_concurrency: int | None = None,
         publish: bool = False,
+        tracing: bool = True,
     ):
         super().__init__(scope, id_)
         self.function_name = function_name
@@ -84,7 +88,8 @@ class PythonFunction(Construct):
             description=f"Execution role of Lambda function {function_name}")
         self.policy = IamRolePolicy(
             self, "policy", name="least-privilege", role=self.role.id,
-            policy=policy_document([grant_write_logs(self.log_group.arn), *statements]))
+            policy=policy_document([grant_write_logs(self.log_group.arn), *([grant_write_traces()] if tracing else []),
+                                    *statements]))
 
         asset = TerraformAsset(self, "code", path=str(stage_source(source)), type=AssetType.ARCHIVE)
         self.function = LambdaFunction(
@@ -102,6 +107,7 @@ class PythonFunction(Construct):
             reserved_concurrent_executions=reserved_concurrency,
             environment=LambdaFunctionEnvironment(variables=dict(environment)) if environment else None,
             logging_config=LambdaFunctionLoggingConfig(log_format="JSON", log_group=self.log_group.name),
+            tracing_config=LambdaFunctionTracingConfig(mode="Active" if tracing else "PassThrough"),
             depends_on=[self.log_group, self.policy],
         )
 

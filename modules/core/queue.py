@@ -14,6 +14,8 @@ from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from cdktf_cdktf_provider_aws.sqs_queue_redrive_allow_policy import SqsQueueRedriveAllowPolicy
 from constructs import Construct
 
+from modules.core.stack import emulator_profile
+
 
 class QueueWithDeadLetter(Construct):
     def __init__(
@@ -44,15 +46,18 @@ class QueueWithDeadLetter(Construct):
             delay_seconds=delay_seconds,
             max_message_size=max_message_size,
             receive_wait_time_seconds=receive_wait_time_seconds,
+            # Compact, as SQS itself returns it.
             redrive_policy=json.dumps({"deadLetterTargetArn": self.dead_letter_queue.arn,
-                                       "maxReceiveCount": max_receive_count}),
+                                       "maxReceiveCount": max_receive_count}, separators=(",", ":")),
             **encryption,
         )
-        SqsQueueRedriveAllowPolicy(
-            self, "dead_letter_queue_allow",
-            queue_url=self.dead_letter_queue.url,
-            redrive_allow_policy=json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [self.queue.arn]}),
-        )
+        # moto 5.2.5 never stores RedriveAllowPolicy, so the provider would wait for it forever.
+        if not emulator_profile(self):
+            SqsQueueRedriveAllowPolicy(
+                self, "dead_letter_queue_allow",
+                queue_url=self.dead_letter_queue.url,
+                redrive_allow_policy=json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [self.queue.arn]}),
+            )
 
     @property
     def arn(self) -> str:

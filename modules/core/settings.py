@@ -10,6 +10,7 @@ second, before the provider bindings load and before anything is written.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from pathlib import Path
@@ -82,10 +83,57 @@ Ec2InstanceType = Annotated[str, _regex(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "must be 
 SsmParameterName = Annotated[str, _regex(r"/[A-Za-z0-9_.\-/]{1,2047}", "must be an SSM parameter name starting with '/', e.g. /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")]
 
 
+LambdaAliasName = Annotated[str, _regex(r"(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}", "must be 1-128 characters of A-Z a-z 0-9 - _ and not only digits")]
+
+EmailAddress = Annotated[str, _regex(r"[^@\s]+@[^@\s]+\.[^@\s]+", "must be an email address such as ops@example.com")]
+
+DynamoDbTableName = Annotated[str, _regex(r"[a-zA-Z0-9_.-]{3,255}", "must be 3-255 characters of A-Z a-z 0-9 _ . -")]
+
+#: An image in ECR (the only registry SageMaker pulls from without VPC configuration).
+EcrImageUri = Annotated[str, _regex(
+    r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]{1,128}|@sha256:[0-9a-f]{64})?",
+    "must be an ECR image URI like 123456789012.dkr.ecr.us-east-1.amazonaws.com/repository:tag")]
+
+#: One S3 object (not a prefix), e.g. a model archive.
+S3ObjectUrl = Annotated[str, _regex(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*[^/\s]",
+                                    "must be an S3 object URL like s3://bucket/path/model.tar.gz")]
+
+S3BucketName = Annotated[str, _regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "must be a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-')")]
+
+
+SageMakerInstanceType = Annotated[str, _regex(r"ml\.[a-z0-9-]+\.[a-z0-9]+", "must be a SageMaker instance type such as ml.m5.large or ml.g5.xlarge")]
+
+MediaType = Annotated[str, _regex(r"[\w.+-]+/[\w.+-]+(; ?[\w.+-]+=[\w.+-]+)*", "must be a media type such as application/json or text/csv")]
+
+S3KeyPrefix = Annotated[str, _regex(r"([A-Za-z0-9!_.*'()=-]+/){0,20}", "must be empty or path segments ending in '/', e.g. results/ (A-Z a-z 0-9 ! _ . * ' ( ) = -)")]
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _time_zone(value: str) -> str:
+    if value not in _time_zones():
+        raise ValueError("must be an IANA time zone name such as UTC, Europe/Berlin or America/New_York")
+    return value
+
+
+#: An IANA (zoneinfo) time zone name, as Application Auto Scaling scheduled actions accept.
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+
+
 def arn_type(service: str, example: str, resource: str = r".+"):
     """An ARN of one service, e.g. ``arn_type("acm", "arn:aws:acm:us-east-1:123456789012:certificate/...")``."""
     pattern = rf"arn:aws[a-z-]*:{service}:[a-z0-9-]*:\d{{12}}:{resource}"
     return Annotated[str, _regex(pattern, f"must be an ARN like {example}")]
+
+
+KmsKeyArn = arn_type("kms", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", r"key/[A-Za-z0-9-]+")
+
+SnsTopicArn = arn_type("sns", "arn:aws:sns:us-east-1:123456789012:alerts", r"[A-Za-z0-9_-]{1,256}(\.fifo)?")
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,7 +195,8 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any]:
     for item in loc:
         if isinstance(item, int):
             path += f"[{item}]"
-            current = _model_of(getattr(current, "__args__", (None,))[0]) if current is not None else None
+            if not _is_model(current):  # list[Model] already resolved to Model by the field step
+                current = _model_of(getattr(current, "__args__", (None,))[0]) if current is not None else None
             continue
         fields = current.model_fields if _is_model(current) else {}
         if str(item) in fields:

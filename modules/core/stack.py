@@ -15,7 +15,6 @@ from modules.registry import PROJECT_ROOT
 STATE_DIR = PROJECT_ROOT
 
 
-
 class PatternStack(TerraformStack):
     """Base of the five stacks. Subclasses set ``SHORT`` (used in resource names)."""
 
@@ -50,3 +49,10 @@ class PatternStack(TerraformStack):
 
     def output(self, name: str, value: Any, description: str) -> TerraformOutput:
         return TerraformOutput(self, name, value=value, description=description)
+
+
+def emulator_profile(scope: Construct) -> bool:
+    """True when ``project.emulator`` is set for the stack holding ``scope``: leave out what
+    the local emulator cannot create (each such resource is listed in the README)."""
+    stack = TerraformStack.of(scope)
+    return isinstance(stack, PatternStack) and stack.project.emulator

@@ -1,0 +1,1 @@
+"""Pattern 5: Application Load Balancer in front of an inference fleet (stack `inference-load-balancing`)."""

@@ -1,0 +1,1 @@
+"""Pattern 3: published inference function whose alias's provisioned concurrency is scaled and scheduled."""

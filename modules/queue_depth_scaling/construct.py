@@ -1,0 +1,270 @@
+"""Pattern 2: an SQS backlog drives an EC2 Auto Scaling group of workers.
+
+``SqsToAutoScalingWorkers`` wires:
+job-intake Lambda (``functions/job_intake``, SendMessage on this queue only) -> encrypted
+work queue (+ DLQ after ``max_receive_count`` receives, visibility timeout = job timeout +
+margin) -> Auto Scaling group of workers (``functions/queue_worker`` installed by user data;
+the instance role may receive/delete/change visibility on this queue and set scale-in
+protection on this group, nothing else) -> scaling on queue depth:
+
+- ``backlog_per_instance``: target tracking on the metric-math backlog per in-service worker;
+- ``alarm_steps``: the reference's two alarms on visible messages and simple scaling policies.
+
+With ``fleet.min_size = 0`` an extra alarm ("jobs waiting, desired capacity zero") sets the
+group to one instance, so an empty group always wakes up for the first job.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+
+from cdktf_cdktf_provider_aws.autoscaling_policy import (
+    AutoscalingPolicy,
+    AutoscalingPolicyTargetTrackingConfiguration,
+    AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecification as CustomizedMetric,
+    AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetrics as MetricQuery,
+    AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricsMetricStat as MetricStat,
+    AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricsMetricStatMetric as Metric,
+    AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricsMetricStatMetricDimensions as Dimension,
+)
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
+    CloudwatchMetricAlarm,
+    CloudwatchMetricAlarmMetricQuery,
+    CloudwatchMetricAlarmMetricQueryMetric,
+)
+from constructs import Construct
+
+from modules.core.fleet import Fleet
+from modules.core.iam import Statement, grant_send_messages
+from modules.core.lambda_function import FUNCTIONS_DIR, PythonFunction
+from modules.core.network import Network
+from modules.core.queue import QueueWithDeadLetter
+from modules.core.settings import ProjectSettings
+from modules.core.stack import PatternStack
+from modules.queue_depth_scaling.settings import (
+    AlarmStepScaling,
+    BacklogPerInstanceScaling,
+    QueueDepthScalingSettings,
+)
+
+#: SQS long-poll wait of the queue and the workers (the maximum: fewest empty receives).
+LONG_POLL_SECONDS = 20
+
+#: Backlog per in-service worker; with no worker in service, the whole backlog (so target
+#: tracking never divides by zero and still sees the queue).
+BACKLOG_EXPRESSION = "IF(in_service > 0, visible / in_service, visible)"
+
+#: 1 while jobs wait and the group's desired capacity is zero (pending workers do not
+#: retrigger it, so it never fights the scaling policy).
+WAKE_EXPRESSION = "IF(visible > 0 AND desired == 0, 1, 0)"
+
+#: Actions the worker instances need on the queue: exactly these.
+WORKER_QUEUE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+
+
+def worker_user_data(config: dict, packages: list[str], stop_timeout_seconds: int) -> str:
+    """Boot script: install boto3, the worker code (gzip+base64, from functions/queue_worker) and its service."""
+    code = (FUNCTIONS_DIR / "queue_worker" / "handler.py").read_bytes()
+    packed = base64.b64encode(gzip.compress(code, mtime=0)).decode()
+    install = f"dnf install -y {' '.join(packages)}\n" if packages else ""
+    return (
+        "#!/bin/bash\n"
+        "# Queue worker bootstrap (stack queue-depth-scaling); generated, do not edit.\n"
+        "set -euo pipefail\n"
+        f"{install}"
+        "install -d -m 0755 /opt/queue-worker /etc/queue-worker\n"
+        f"echo '{packed}' | base64 -d | gunzip > /opt/queue-worker/worker.py\n"
+        "cat > /etc/queue-worker/config.json <<'CONFIG'\n"
+        f"{json.dumps(config, sort_keys=True)}\n"
+        "CONFIG\n"
+        "cat > /etc/systemd/system/queue-worker.service <<'UNIT'\n"
+        "[Unit]\n"
+        "Description=SQS queue worker\n"
+        "Wants=network-online.target\n"
+        "After=network-online.target\n"
+        "[Service]\n"
+        "ExecStart=/usr/bin/python3 /opt/queue-worker/worker.py /etc/queue-worker/config.json\n"
+        "DynamicUser=yes\n"
+        "Restart=on-failure\n"
+        "RestartSec=5\n"
+        # A stop (shutdown) lets the job in hand finish within its timeout.
+        f"TimeoutStopSec={stop_timeout_seconds}\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+        "UNIT\n"
+        "systemctl daemon-reload\n"
+        "systemctl enable --now queue-worker.service\n"
+    )
+
+
+class SqsToAutoScalingWorkers(Construct):
+    def __init__(self, scope: PatternStack, id_: str, settings: QueueDepthScalingSettings):
+        super().__init__(scope, id_)
+        s = settings
+        name = scope.resource_name
+        group_name = name("workers")
+
+        self.queue = QueueWithDeadLetter(
+            self, "jobs",
+            name=name("jobs"),
+            max_receive_count=s.max_receive_count,
+            visibility_timeout_seconds=s.visibility_timeout_seconds,
+            message_retention_seconds=s.message_retention_seconds,
+            receive_wait_time_seconds=LONG_POLL_SECONDS,
+        )
+
+        self.intake = PythonFunction(
+            self, "intake",
+            function_name=name("intake"),
+            source="job_intake",
+            description="Validates a job and puts it on the work queue",
+            statements=[grant_send_messages(self.queue.arn, sid="EnqueueJobs")],
+            memory_mb=s.intake_memory_mb,
+            timeout_seconds=s.intake_timeout_seconds,
+            environment={"QUEUE_URL": self.queue.url, "MAX_JOB_BYTES": str(s.max_job_bytes)},
+            log_retention_days=s.log_retention_days,
+        )
+
+        self.network = Network(self, "network", s.network)
+        worker_config = {
+            "queue_url": self.queue.url,
+            "group_name": group_name,  # a literal: the group itself depends on this launch template
+            "region": scope.project.region,
+            "job_timeout_seconds": s.job_timeout_seconds,
+            "retry_delay_seconds": s.retry_delay_seconds,
+            "wait_seconds": LONG_POLL_SECONDS,
+            "command": list(s.worker_command) if s.worker_command else None,
+        }
+        self.workers = Fleet(
+            self, "workers",
+            name=group_name,
+            settings=s.fleet,
+            vpc_id=self.network.vpc_id,
+            subnet_ids=self.network.subnet_ids,
+            user_data=worker_user_data(worker_config, s.worker_packages, s.job_timeout_seconds + 30),
+            description="queue workers",
+            statements=[Statement(sid="ConsumeJobs", actions=WORKER_QUEUE_ACTIONS, resources=[self.queue.arn])],
+        )
+        # Named by the group's ARN, so in a second policy created after the group.
+        self.workers.grant("scale_in_protection", [Statement(
+            sid="ProtectSelfWhileBusy", actions=["autoscaling:SetInstanceProtection"], resources=[self.workers.group_arn])])
+
+        if isinstance(s.scaling, BacklogPerInstanceScaling):
+            self._backlog_per_instance(scope, s.scaling)
+        else:
+            self._alarm_steps(scope, s.scaling)
+        if s.fleet.min_size == 0:
+            self._wake_from_zero(scope)
+
+    # --- scaling -------------------------------------------------------------------------
+
+    def _queue_dimension(self) -> dict[str, str]:
+        return {"QueueName": self.queue.name}
+
+    def _backlog_per_instance(self, scope: PatternStack, scaling: BacklogPerInstanceScaling) -> None:
+        self.backlog_policy = AutoscalingPolicy(
+            self, "backlog_per_instance",
+            name=scope.resource_name("backlog-per-instance"),
+            autoscaling_group_name=self.workers.group_name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration=AutoscalingPolicyTargetTrackingConfiguration(
+                target_value=scaling.target_backlog_per_instance,
+                disable_scale_in=scaling.disable_scale_in,
+                customized_metric_specification=CustomizedMetric(metrics=[
+                    MetricQuery(id="visible", return_data=False, metric_stat=MetricStat(stat="Sum", metric=Metric(
+                        namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
+                        dimensions=[Dimension(name="QueueName", value=self.queue.name)]))),
+                    MetricQuery(id="in_service", return_data=False, metric_stat=MetricStat(stat="Average", metric=Metric(
+                        namespace="AWS/AutoScaling", metric_name="GroupInServiceInstances",
+                        dimensions=[Dimension(name="AutoScalingGroupName", value=self.workers.group_name)]))),
+                    MetricQuery(id="backlog_per_instance", return_data=True, expression=BACKLOG_EXPRESSION,
+                                label="Visible jobs per in-service worker"),
+                ]),
+            ),
+        )
+
+    def _alarm_steps(self, scope: PatternStack, scaling: AlarmStepScaling) -> None:
+        name = scope.resource_name
+        self.scale_out_policy, self.scale_in_policy = (
+            AutoscalingPolicy(
+                self, f"{direction}_policy",
+                name=name(f"{direction.replace('_', '-')}"),
+                autoscaling_group_name=self.workers.group_name,
+                policy_type="SimpleScaling",
+                adjustment_type="ChangeInCapacity",
+                scaling_adjustment=adjustment,
+                cooldown=scaling.cooldown_seconds,
+            )
+            for direction, adjustment in (("scale_out", scaling.scale_out_adjustment),
+                                          ("scale_in", scaling.scale_in_adjustment))
+        )
+        common = dict(
+            namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible", dimensions=self._queue_dimension(),
+            statistic=scaling.statistic, period=scaling.period_seconds, evaluation_periods=scaling.evaluation_periods,
+        )
+        self.scale_out_alarm = CloudwatchMetricAlarm(
+            self, "scale_out_alarm",
+            alarm_name=name("queue-deep"),
+            alarm_description=f"Jobs visible >= {scaling.scale_out_threshold}: add {scaling.scale_out_adjustment} workers",
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=scaling.scale_out_threshold,
+            alarm_actions=[self.scale_out_policy.arn],
+            **common,
+        )
+        self.scale_in_alarm = CloudwatchMetricAlarm(
+            self, "scale_in_alarm",
+            alarm_name=name("queue-shallow"),
+            alarm_description=f"Jobs visible <= {scaling.scale_in_threshold}: remove {-scaling.scale_in_adjustment} workers",
+            comparison_operator="LessThanOrEqualToThreshold",
+            threshold=scaling.scale_in_threshold,
+            alarm_actions=[self.scale_in_policy.arn],
+            **common,
+        )
+
+    def _wake_from_zero(self, scope: PatternStack) -> None:
+        name = scope.resource_name
+        self.wake_policy = AutoscalingPolicy(
+            self, "wake_from_zero_policy",
+            name=name("wake-from-zero"),
+            autoscaling_group_name=self.workers.group_name,
+            policy_type="SimpleScaling",
+            adjustment_type="ExactCapacity",
+            scaling_adjustment=1,
+            cooldown=60,
+        )
+        self.wake_alarm = CloudwatchMetricAlarm(
+            self, "wake_from_zero_alarm",
+            alarm_name=name("jobs-waiting-no-worker"),
+            alarm_description="Jobs are waiting and the group is at zero: start one worker",
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            evaluation_periods=1,
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.wake_policy.arn],
+            metric_query=[
+                CloudwatchMetricAlarmMetricQuery(id="visible", return_data=False, metric=CloudwatchMetricAlarmMetricQueryMetric(
+                    namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible", dimensions=self._queue_dimension(),
+                    stat="Maximum", period=60)),
+                CloudwatchMetricAlarmMetricQuery(id="desired", return_data=False, metric=CloudwatchMetricAlarmMetricQueryMetric(
+                    namespace="AWS/AutoScaling", metric_name="GroupDesiredCapacity",
+                    dimensions={"AutoScalingGroupName": self.workers.group_name}, stat="Maximum", period=60)),
+                CloudwatchMetricAlarmMetricQuery(id="waiting_without_worker", return_data=True, label="Jobs waiting, group at zero",
+                                                 expression=WAKE_EXPRESSION),
+            ],
+        )
+
+
+class QueueDepthScalingStack(PatternStack):
+    SHORT = "queue"
+
+    def __init__(self, scope: Construct, name: str, project: ProjectSettings, settings: QueueDepthScalingSettings):
+        super().__init__(scope, name, project)
+        pattern = SqsToAutoScalingWorkers(self, "queue_depth_scaling", settings)
+        self.pattern = pattern
+        self.output("queue_url", pattern.queue.url, "Work queue URL (send jobs through the intake function)")
+        self.output("queue_name", pattern.queue.name, "Work queue name")
+        self.output("dead_letter_queue_url", pattern.queue.dead_letter_queue.url, "Jobs that failed max_receive_count times")
+        self.output("autoscaling_group_name", pattern.workers.group_name, "Worker Auto Scaling group")
+        self.output("intake_function_name", pattern.intake.name, "Job-intake Lambda function")
