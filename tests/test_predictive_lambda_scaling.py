@@ -292,7 +292,8 @@ def test_inference_function_scores_vectors_and_rejects_bad_input():
 # --- documentation --------------------------------------------------------------------------
 
 
-def test_documented_example_profile_produces_the_documented_schedule():
+@pytest.mark.parametrize("document", ["README.md", f"docs/patterns/{STACK}.md"])
+def test_documented_example_profile_produces_the_documented_schedule(document):
     import tomllib
     from pathlib import Path
 
@@ -300,7 +301,7 @@ def test_documented_example_profile_produces_the_documented_schedule():
     from modules.predictive_lambda_scaling.schedule import render_table
     from modules.predictive_lambda_scaling.settings import PredictiveLambdaScalingSettings
 
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "patterns" / f"{STACK}.md").read_text()
+    doc = (Path(__file__).resolve().parent.parent / document).read_text()
     example = doc.split("### Example: a profile and the schedule it produces", 1)[1]
     settings_toml = example.split("```toml", 1)[1].split("```", 1)[0]
     settings = validate_section(STACK, PredictiveLambdaScalingSettings, tomllib.loads(settings_toml)[STACK])

@@ -43,6 +43,42 @@ def test_the_shipped_settings_file_is_valid():
     load_config(ROOT / "settings.toml")
 
 
+def _commented_examples() -> list[tuple[str, str]]:
+    """Every ``# key = value`` example line of settings.toml with its section."""
+    import re
+
+    examples, section = [], None
+    for line in (ROOT / "settings.toml").read_text().splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif section and re.match(r"# [a-z_]+ = ", line):
+            example = line[2:]
+            if example.rstrip().endswith("on the line above") and examples:
+                example = examples[-1][1] + "\n" + example  # an example that needs the previous one
+            examples.append((section, example))
+    return examples
+
+
+@pytest.mark.parametrize("section, example", _commented_examples())
+def test_every_commented_example_in_the_settings_file_is_valid(section, example, tmp_path):
+    import tomllib
+
+    data = {section: tomllib.loads(example)}
+    if "csv_path" in example:  # the example names a file next to the settings file
+        (tmp_path / "observed_peaks.csv").write_text("day,hour,concurrency\nmon,9,40\n")
+        os.environ["SCALING_PATTERNS_SETTINGS"] = str(tmp_path / "settings.toml")
+    try:
+        load_config(tmp_path / "settings.toml", data=data)
+    finally:
+        os.environ.pop("SCALING_PATTERNS_SETTINGS", None)
+
+
+def test_the_settings_file_has_examples_for_every_stack():
+    from modules.registry import STACKS
+
+    assert {section for section, _ in _commented_examples()} >= {"project"} | {s.name for s in STACKS}
+
+
 def test_unknown_key_names_the_key_and_the_known_ones():
     (line,) = problems(llm(memroy_mb=512))
     assert line.startswith("settings.toml: [llm-request-scaling] memroy_mb: unknown setting (known: ")

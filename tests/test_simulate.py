@@ -1,0 +1,331 @@
+"""`make simulate` (tooling/simulate): policy models against hand-computed cases, traces, diff, CLI.
+
+Fast and pure: no synth fixture, no cdktf import. Settings go through the real loader
+(``load_config(data=...)``), so every case is "these settings, this load -> this capacity".
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from modules.registry import STACKS, load_config
+from tooling.simulate import __main__ as cli
+from tooling.simulate.adapters import ADAPTERS, SimulationError, scenario_for
+from tooling.simulate.base import settings_at_ref
+from tooling.simulate.make_traces import generate
+from tooling.simulate.models import Minute, QueueWorkload, Step, simulate
+from tooling.simulate.report import Options, diff_report, queue_waits, simulate_stacks
+from tooling.simulate.traces import Trace, TraceError, parse_trace, read_trace
+
+ROOT = Path(__file__).resolve().parent.parent
+START = datetime(2024, 5, 6, 0, 0, tzinfo=timezone.utc)  # a Monday
+
+
+def settings(stack: str, data: dict) -> object:
+    return load_config(data={stack: data}).stacks[stack]
+
+
+def trace(arrivals: list[float], start: datetime = START, name: str = "t") -> Trace:
+    return Trace(name=name, start=start, arrivals=tuple(float(a) for a in arrivals))
+
+
+def desired(timeline) -> list[int]:
+    return [int(v) for v in timeline.series("desired")]
+
+
+class VisibleIsTheTrace:
+    """Test workload: the trace *is* the queue depth each minute (nothing is served), so the
+    alarm policy sees exactly the samples written in the test."""
+
+    def step(self, backlog: float, arrivals: float, serving: int) -> Step:
+        return Step(served=0.0, backlog=arrivals, throughput=0.0)
+
+
+class Scripted:
+    """Test policy: set the capacity at given minutes."""
+
+    def __init__(self, plan: dict[int, int]):
+        self.plan = plan
+
+    def decide(self, minute: Minute) -> int:
+        return self.plan.get(minute.index, minute.desired)
+
+
+# ----------------------------------------------------------------------------------------
+# Alarm steps (queue-depth-scaling, the reference's policy)
+# ----------------------------------------------------------------------------------------
+
+
+def test_reference_alarm_policy_plus_two_minus_one_gives_the_hand_computed_capacity_curve():
+    s = settings("queue-depth-scaling", {"scaling": {"type": "alarm_steps"}, "fleet": {"min_size": 1, "max_size": 10}})
+    scenario = scenario_for("queue-depth-scaling", s)
+    assert scenario.policy[0].startswith("alarm: visible jobs (Sum, 60 s) >= 10 for 2 periods -> +2 workers; <= 2 -> -1")
+    # Visible messages: 0 for minutes 0-1, 20 for minutes 2-19, 0 for minutes 20-39.
+    load = [0] * 2 + [20] * 18 + [0] * 20
+    timeline = replace(scenario, workload=VisibleIsTheTrace()).run(trace(load))
+    # Sum over 60 s = the minute's sample; 2 evaluation periods; cooldown 300 s = 5 minutes;
+    # a decision at the end of minute t counts from minute t+1.
+    #  t=1: [0, 0] <= 2 -> -1, but 1 is the minimum: no change, so no cooldown starts
+    #  t=3: [20, 20] >= 10 -> +2 = 3 (from minute 4); cooldown until the end of minute 8
+    #  t=8: still in ALARM -> 5 (from 9); t=13 -> 7 (from 14); t=18 -> 9 (from 19); next allowed t=23
+    #  t=21: [0, 0] -> scale-in ALARM, but cooling down until t=23
+    #  t=23: -1 -> 8 (from 24); t=28 -> 7 (from 29); t=33 -> 6 (from 34); t=38 -> 5 (from 39)
+    expected = [1] * 4 + [3] * 5 + [5] * 5 + [7] * 5 + [9] * 5 + [8] * 5 + [7] * 5 + [6] * 5 + [5]
+    assert desired(timeline) == expected
+
+
+def test_alarm_statistic_over_a_longer_period_sums_the_minute_samples():
+    # Sum over 300 s of a queue holding 3 messages is 15 >= 10: the reference's Sum statistic
+    # with a 5-minute period scales out on a queue that never reaches the threshold.
+    s = settings("queue-depth-scaling", {"scaling": {"type": "alarm_steps", "period_seconds": 300, "evaluation_periods": 1},
+                                         "fleet": {"min_size": 1, "max_size": 10}})
+    timeline = replace(scenario_for("queue-depth-scaling", s), workload=VisibleIsTheTrace()).run(trace([3] * 10))
+    # First datapoint at the end of minute 4 (samples 0-4); +2 from minute 5; cooldown 300 s.
+    assert desired(timeline) == [1] * 5 + [3] * 5
+
+
+# ----------------------------------------------------------------------------------------
+# Target tracking
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("load, expected", [(250, 5), (130, 3), (60, 1)])
+def test_request_count_target_tracking_converges_to_ceil_load_over_target(load, expected):
+    s = settings("inference-load-balancing", {"requests_per_target_per_minute": 60.0,
+                                              "fleet": {"min_size": 1, "max_size": 10, "default_instance_warmup_seconds": 0}})
+    scenario = scenario_for("inference-load-balancing", s, {"seconds_per_request": 0.1})
+    timeline = scenario.run(trace([load] * 60))
+    # 3 minutes above 60 per target -> ceil(1 * load / 60); then load/n sits between 90% of the
+    # target and the target (or scale-in proposes the same n), so it stays.
+    assert desired(timeline)[-1] == expected
+    if expected > 1:
+        assert desired(timeline) == [1, 1, 1] + [expected] * 57
+
+
+def test_backlog_target_tracking_wakes_from_zero_and_warm_up_delays_the_first_worker():
+    # Defaults: min 0, warm-up 120 s, 30 s per job (2 a minute), target 10 jobs per worker.
+    scenario = scenario_for("queue-depth-scaling", settings("queue-depth-scaling", {}))
+    timeline = scenario.run(trace([5] + [0] * 19))
+    # t=0: 5 visible, desired 0 -> wake alarm sets 1 (from minute 1), serving from minute 3;
+    # 15 minutes below 9 jobs per worker (t=0..14) -> scale in to ceil(1 * 0 / 10) = 0 from minute 15.
+    assert desired(timeline) == [0] + [1] * 14 + [0] * 5
+    assert timeline.series("serving")[:5] == [0, 0, 0, 1, 1]
+    assert timeline.series("backlog")[:6] == [5, 5, 5, 3, 1, 0]
+    metrics_wait = queue_waits(timeline.series("backlog"), timeline.series("throughput"))
+    # The 5th job: minutes 1-2 serve nothing, 3 and 4 serve 2 each, the last one in half of minute 5.
+    assert metrics_wait[0] == (pytest.approx(4.5 * 60), False)
+
+
+def test_provisioned_concurrency_counts_spillover_and_tracks_utilization():
+    s = settings("predictive-lambda-scaling", {})  # 10 provisioned, 10..100, target 0.7, out cooldown 60 s
+    scenario = scenario_for("predictive-lambda-scaling", s, {"seconds_per_invocation": 6.0})
+    timeline = scenario.run(trace([150] * 20))
+    # 150 a minute x 6 s = 15 concurrent; 10 provisioned -> 5/15 of 150 = 50 spill each minute.
+    # t=2: utilization 1.0 for 3 minutes -> ceil(10 / 0.7) = 15 from minute 3, ready at 5 (120 s);
+    # t=5: 15/15 = 1.0 -> ceil(15 / 0.7) = 22 from minute 6; 15/22 = 0.68 stays between 0.63 and 0.7.
+    assert desired(timeline) == [10] * 3 + [15] * 3 + [22] * 14
+    assert timeline.series("spillover") == [50.0] * 5 + [0.0] * 15
+
+
+def test_scheduled_action_raises_the_minimum_at_the_right_minute():
+    s = settings("predictive-lambda-scaling", {"schedule": {"timezone": "Europe/Berlin", "lead_minutes": 15,
+                                                            "peaks": [{"hours": [9], "concurrency": 40}]}})
+    scenario = scenario_for("predictive-lambda-scaling", s)
+    # Raise to 40 at 08:45 and back to 10 at 10:00 Berlin time = 06:45 and 08:00 UTC in May (UTC+2).
+    timeline = scenario.run(trace([0] * 120, start=datetime(2024, 5, 6, 6, 30, tzinfo=timezone.utc)))
+    assert timeline.series("minimum") == [10] * 15 + [40] * 75 + [10] * 30
+    # The raise lifts the capacity in its own minute; after the lower, target tracking (idle for
+    # more than 15 minutes, no scale-in yet) scales in at the end of minute 90.
+    assert desired(timeline) == [10] * 15 + [40] * 76 + [10] * 29
+
+
+def test_warm_up_delays_service_of_added_capacity():
+    timeline = simulate([30.0] * 6, initial=1, minimum=1, maximum=4, warmup_minutes=2,
+                        workload=QueueWorkload(10.0), policies=[Scripted({0: 2})])
+    assert timeline.series("desired") == [1, 2, 2, 2, 2, 2]
+    assert timeline.series("serving") == [1, 1, 1, 2, 2, 2]  # added at minute 1, serves from 3
+    assert timeline.series("served") == [10, 10, 10, 20, 20, 20]
+    assert timeline.series("backlog") == [20, 40, 60, 70, 80, 90]
+
+
+def test_llm_controller_reuses_the_lambda_decision_and_does_not_scale_without_requests():
+    scenario = scenario_for("llm-request-scaling", settings("llm-request-scaling", {}))  # 60/instance, window 5, cooldown 300 s
+    timeline = scenario.run(trace([120] * 10 + [0] * 20))
+    # Rate = sum of the last 5 minutes / 5: 24, 48, 72 -> ceil(72 / 60) = 2 at the end of minute 2.
+    # With no request there is no event, so the controller never runs and never scales in.
+    assert desired(timeline) == [1, 1, 1] + [2] * 27
+
+
+def test_queue_wait_is_the_fifo_time_to_work_off_the_backlog():
+    # 20 waiting at the end of minute 0, 10 a minute from then on: gone after two more minutes.
+    assert queue_waits([20, 10, 0], [10, 10, 10])[0] == (pytest.approx(120.0), False)
+    assert queue_waits([0, 0], [5, 5]) == [(0.0, False), (0.0, False)]
+    # Never worked off by the end of the trace: a lower bound.
+    assert queue_waits([5, 5, 5], [0, 0, 0])[0] == (120.0, True)
+
+
+# ----------------------------------------------------------------------------------------
+# Every stack is simulated
+# ----------------------------------------------------------------------------------------
+
+
+def test_every_registered_stack_has_an_adapter_that_runs_on_its_defaults():
+    assert set(ADAPTERS) == {spec.name for spec in STACKS}
+    config = load_config(data={})
+    runs = simulate_stacks(config.stacks, [spec.name for spec in STACKS], [trace([0] * 5 + [100] * 20)], Options())
+    for name, run in runs.items():
+        assert run.runs[0].metrics.minutes == 25, name
+        assert run.runs[0].metrics.capacity_hours > 0, name
+
+
+def test_unknown_assumption_is_an_error_naming_the_known_ones():
+    with pytest.raises(SimulationError, match=r"--assume inference-load-balancing.seconds_per_job: unknown assumption "
+                                              r"\(known: latency_goal_seconds, seconds_per_request\)"):
+        scenario_for("inference-load-balancing", settings("inference-load-balancing", {}), {"seconds_per_job": 2.0})
+    with pytest.raises(SimulationError, match=r"--assume inference-load-balancing.seconds_per_request: must be > 0 \(given 0\)"):
+        scenario_for("inference-load-balancing", settings("inference-load-balancing", {}), {"seconds_per_request": 0.0})
+    with pytest.raises(SimulationError, match=r"--assume llm.x=1: unknown stack 'llm'"):
+        cli.parse_options([], ["llm.x=1"], [spec.name for spec in STACKS])
+
+
+# ----------------------------------------------------------------------------------------
+# Comparing settings versions
+# ----------------------------------------------------------------------------------------
+
+
+def test_diff_against_base_settings_shows_changed_settings_and_metrics():
+    base = load_config(data={"inference-load-balancing": {"fleet": {"max_size": 10}}})
+    current = load_config(data={"inference-load-balancing": {"fleet": {"max_size": 10}, "requests_per_target_per_minute": 30.0}})
+    traces = [trace([250] * 30, name="steady")]
+    runs = simulate_stacks(current.stacks, [s.name for s in STACKS], traces, Options())
+    markdown, base_runs = diff_report("main", base.stacks, current.stacks, runs, traces, Options())
+    assert list(base_runs) == ["inference-load-balancing"]  # only the stack whose settings differ is re-run
+    assert "| `requests_per_target_per_minute` | `60.0` | `30.0` |" in markdown
+    # ceil(250 / 60) = 5 before, ceil(250 / 30) = 9 now.
+    assert "| peak instances | 5 -> **9** (+80%) |" in markdown
+    assert "Settings unchanged (not simulated again): `llm-request-scaling`, `queue-depth-scaling`" in markdown
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   check=True, capture_output=True)
+
+
+def test_settings_at_a_git_ref(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "README").write_text("x")
+    _git(repo, "add", "README")
+    _git(repo, "commit", "-q", "-m", "no settings yet")
+    (repo / "settings.toml").write_text('[inference-load-balancing]\nrequests_per_target_per_minute = 30.0\n')
+    _git(repo, "add", "settings.toml")
+    _git(repo, "commit", "-q", "-m", "settings")
+    (repo / "settings.toml").write_text("[inference-load-balancing]\nrequests_per_target_per_minute = 45.0\n")
+
+    at_head = settings_at_ref("HEAD", repo / "settings.toml")
+    assert at_head.existed and at_head.data == {"inference-load-balancing": {"requests_per_target_per_minute": 30.0}}
+    before = settings_at_ref("HEAD~1", repo / "settings.toml")
+    assert not before.existed and before.data == {}  # did not exist: defaults
+    with pytest.raises(SimulationError, match=r"--base no-such-branch: no such commit, branch or tag"):
+        settings_at_ref("no-such-branch", repo / "settings.toml")
+
+
+def test_cli_base_writes_diff_md_and_rejects_base_settings_that_no_longer_validate(tmp_path, monkeypatch, capsys):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    settings_file = repo / "settings.toml"
+    settings_file.write_text("[inference-load-balancing]\nfleet = { max_size = 10 }\n")
+    _git(repo, "add", "settings.toml")
+    _git(repo, "commit", "-q", "-m", "base")
+    settings_file.write_text("[inference-load-balancing]\nfleet = { max_size = 10 }\nrequests_per_target_per_minute = 30.0\n")
+    steady = tmp_path / "steady.csv"
+    steady.write_text("timestamp,arrivals\n" + "".join(f"2024-05-06T00:{m:02d}:00Z,250\n" for m in range(30)))
+    monkeypatch.setenv("SCALING_PATTERNS_SETTINGS", str(settings_file))
+    out = tmp_path / "out"
+    args = ["--base", "HEAD", "--trace", str(steady), "--stack", "inference-load-balancing", "--no-plots", "--out", str(out)]
+    assert cli.main(args) == 0
+    diff = (out / "diff.md").read_text()
+    assert diff.startswith("## Scaling simulation: `HEAD` -> working tree")
+    assert "| peak instances | 5 -> **9** (+80%) |" in diff
+
+    settings_file.write_text("[llm-request-scaling]\nmemory_mb = 64\n")
+    _git(repo, "commit", "-q", "-am", "bad settings")
+    settings_file.write_text("")
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["Settings are not valid; nothing was simulated:",
+                   "  at HEAD: settings.toml: [llm-request-scaling] memory_mb: Input should be greater than or equal to 128 (given 64)"]
+
+
+def test_cli_bad_ref_is_one_clear_line(tmp_path, capsys):
+    assert cli.main(["--base", "no-such-ref-for-simulate", "--stack", "queue-depth-scaling", "--no-plots", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Cannot simulate: --base no-such-ref-for-simulate: no such commit, branch or tag")
+
+
+# ----------------------------------------------------------------------------------------
+# Traces
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, message", [
+    ("timestamp,arrivals\n2024-05-06T00:00:00Z,3\n2024-05-06T00:01:00Z,lots\n",
+     "bad.csv, line 3, column arrivals: must be a number >= 0 (given 'lots')"),
+    ("timestamp,arrivals\n2024-05-06T00:00:00Z,-1\n", "bad.csv, line 2, column arrivals: must be a number >= 0 (given '-1')"),
+    ("timestamp,arrivals\nmonday,3\n", "bad.csv, line 2, column timestamp: must be an ISO 8601 time"),
+    ("timestamp,arrivals\n2024-05-06T00:00:00Z,3\n2024-05-06T00:01:30Z,3\n",
+     "bad.csv, line 3, column timestamp: must be 2024-05-06T00:01:00Z (60 s after the previous row)"),
+    ("time,count\n2024-05-06T00:00:00Z,3\n", "bad.csv, line 1: header must name the columns timestamp,arrivals"),
+    ("timestamp,arrivals\n", "bad.csv: no data rows"),
+])
+def test_bad_trace_csv_names_file_line_and_column(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(TraceError) as caught:
+        read_trace(path)
+    assert message in str(caught.value)
+
+
+def test_cli_reports_a_bad_trace_in_one_line(tmp_path, capsys):
+    path = tmp_path / "mine.csv"
+    path.write_text("timestamp,arrivals\n2024-05-06T00:00:00Z,3\n2024-05-06T00:01:00Z,x\n")
+    assert cli.main(["--trace", str(path), "--no-plots", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"Cannot simulate: {path}, line 3, column arrivals: must be a number >= 0 (given 'x')"]
+
+
+def test_trace_gaps_of_whole_minutes_are_zero_arrivals():
+    parsed = parse_trace("timestamp,arrivals\n2024-05-06T00:00:00+02:00,3\n2024-05-06T00:03:00+02:00,4.5\n", "t")
+    assert parsed.start == datetime(2024, 5, 5, 22, 0, tzinfo=timezone.utc)
+    assert parsed.arrivals == (3.0, 0.0, 0.0, 4.5) and parsed.filled_minutes == 2
+    assert parsed.time(3) == parsed.start + timedelta(minutes=3)
+
+
+def test_shipped_traces_are_what_the_documented_generator_writes():
+    for name, text in generate().items():
+        assert (ROOT / "traces" / f"{name}.csv").read_text() == text, f"traces/{name}.csv: run python -m tooling.simulate.make_traces"
+
+
+# ----------------------------------------------------------------------------------------
+# End to end
+# ----------------------------------------------------------------------------------------
+
+
+def test_cli_writes_tables_and_one_png_per_stack_and_trace(tmp_path, capsys):
+    path = tmp_path / "steady.csv"
+    path.write_text("timestamp,arrivals\n" + "".join(f"2024-05-06T00:{m:02d}:00Z,{200 if m >= 5 else 20}\n" for m in range(30)))
+    out = tmp_path / "out"
+    assert cli.main(["--trace", str(path), "--stack", "inference-load-balancing", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "### `inference-load-balancing`" in printed
+    assert "| trace | minutes | peak backlog | peak wait | minutes wait > 10 s | instance-hours | scaling actions |" in printed
+    png = out / "inference-load-balancing" / "steady.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "summary.md").read_text().count("### `") == 1

@@ -1,0 +1,75 @@
+"""One PNG per stack and trace: load, capacity, and backlog (or spillover) over time.
+
+matplotlib (a dev dependency) with the Agg backend, imported only here, only when plotting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tooling.simulate.report import StackRun, TraceRun, trace_label
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_run(stack: StackRun, run: TraceRun, path: Path) -> Path:
+    plt = _pyplot()
+    import matplotlib.dates as mdates
+    from matplotlib.ticker import MaxNLocator
+
+    scenario, rows = stack.scenario, run.timeline.minutes
+    times = [run.trace.time(m.index) for m in rows]
+    fig, (load, capacity, queue) = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
+    fig.subplots_adjust(left=0.07, right=0.93, top=0.94, bottom=0.07, hspace=0.12)
+    fig.suptitle(f"{scenario.stack}: {trace_label(run.trace)}")
+
+    load.plot(times, [m.arrivals for m in rows], lw=0.8, color="tab:gray", label="arrivals / min")
+    if scenario.kind == "concurrency":
+        load.plot(times, [m.spillover for m in rows], lw=0.8, color="tab:red", label="spillover / min")
+    else:
+        load.plot(times, [m.served for m in rows], lw=0.8, color="tab:blue", label="served / min")
+    load.set_ylabel("per minute")
+    load.legend(loc="upper left", fontsize="small")
+
+    capacity.step(times, [m.desired for m in rows], where="post", color="tab:orange", label=f"{scenario.unit} (asked for)")
+    capacity.step(times, [m.serving for m in rows], where="post", color="tab:green", label=f"{scenario.unit} serving")
+    if len({m.minimum for m in rows}) > 1:
+        capacity.step(times, [m.minimum for m in rows], where="post", color="tab:purple", ls="--", label="minimum (schedule)")
+    if scenario.kind == "concurrency":
+        capacity.plot(times, [m.demand for m in rows], lw=0.8, color="tab:gray", label="concurrency wanted")
+    capacity.set_ylabel(scenario.unit)
+    capacity.yaxis.set_major_locator(MaxNLocator(integer=True))
+    capacity.legend(loc="upper left", fontsize="small")
+
+    if scenario.kind == "concurrency":
+        queue.fill_between(times, [m.spillover for m in rows], step="post", color="tab:red", alpha=0.4, label="spillover / min")
+        queue.set_ylabel("spillover / min")
+    else:
+        queue.fill_between(times, [m.backlog for m in rows], step="post", color="tab:blue", alpha=0.3, label="backlog")
+        queue.set_ylabel("backlog")
+        wait = queue.twinx()
+        wait.plot(times, [w / 60 for w in run.waits], lw=0.8, color="tab:red", label="wait (min)")
+        if scenario.latency_goal_seconds is not None:
+            wait.axhline(scenario.latency_goal_seconds / 60, color="tab:red", ls=":", lw=0.8, label="latency goal")
+        wait.set_ylabel("wait (min)")
+        wait.legend(loc="upper right", fontsize="small")
+    queue.legend(loc="upper left", fontsize="small")
+    queue.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    queue.set_xlabel("time (UTC)")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_all(runs: dict[str, StackRun], outdir: Path) -> list[Path]:
+    """``<outdir>/<stack>/<trace>.png`` for every stack and trace."""
+    return [plot_run(stack, run, outdir / name / f"{run.trace.name}.png") for name, stack in runs.items() for run in stack.runs]
