@@ -100,3 +100,16 @@ def test_the_emulator_profile_leaves_out_exactly_what_the_readme_lists(synth, em
         assert emulated <= normal, f"{name}: the emulator profile adds {sorted(emulated - normal)}"
         left_out |= {(base_of.get(name, name), type_) for type_ in normal - emulated}
     assert left_out == _documented_left_out()
+
+
+def test_function_packages_are_reproducible_so_only_a_code_change_changes_the_plan(synth, monkeypatch):
+    import hashlib
+
+    from modules.core import lambda_function
+
+    stack = synth.stack("llm-request-scaling")
+    function = stack.one("aws_lambda_function")
+    synthesized = (stack.dir / function["filename"]).read_bytes()
+    monkeypatch.setattr(lambda_function, "_staging_root", None)  # package again, from scratch
+    again = lambda_function.package_source("scaling_controller").read_bytes()
+    assert hashlib.sha256(again).hexdigest() == hashlib.sha256(synthesized).hexdigest()

@@ -1,7 +1,7 @@
 """`PythonFunction`: a Lambda function from a folder under ``functions/``, done right once.
 
 What every function in this project gets without asking:
-- code packaged as a cdktf asset (``TerraformAsset``, archive) built from a clean copy of
+- code packaged as a cdktf asset (``TerraformAsset``, a reproducible zip) built from a clean copy of
   ``functions/<name>/`` (no ``__pycache__``), and ``source_code_hash`` set from the asset's
   content hash, so a code change is a plan change and nothing else is;
 - a log group ``/aws/lambda/<function name>`` with retention, created before the function,
@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -41,19 +42,42 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "test_*", ".*")
 _staging_root: Path | None = None
 
 
-def stage_source(name: str) -> Path:
-    """A clean copy of ``functions/<name>`` (plus ``functions/shared`` if present) to package."""
+def _staging() -> Path:
     global _staging_root
-    source = FUNCTIONS_DIR / name
-    if not (source / "handler.py").is_file():
-        raise FileNotFoundError(f"functions/{name}/handler.py not found")
     if _staging_root is None:
         _staging_root = Path(tempfile.mkdtemp(prefix="scaling-patterns-functions-"))
         atexit.register(shutil.rmtree, _staging_root, True)
-    target = _staging_root / name
+    return _staging_root
+
+
+def stage_source(name: str) -> Path:
+    """A clean copy of ``functions/<name>`` (no tests, bytecode or dotfiles) to package."""
+    source = FUNCTIONS_DIR / name
+    if not (source / "handler.py").is_file():
+        raise FileNotFoundError(f"functions/{name}/handler.py not found")
+    target = _staging() / name
     if not target.exists():
         shutil.copytree(source, target, ignore=_IGNORED)
     return target
+
+
+def package_source(name: str) -> Path:
+    """``functions/<name>`` as a reproducible zip: same code, same bytes, same hash.
+
+    Zipped here rather than by ``TerraformAsset(type=ARCHIVE)``, which spends ~0.2 s per
+    function in a Node child process at synth. Entries are sorted, dated 1980-01-01 and
+    mode 0644, so only a code change changes the archive (and so the plan).
+    """
+    folder = stage_source(name)
+    archive = _staging() / f"{name}.zip"
+    if not archive.exists():
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o100644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, path.read_bytes())
+    return archive
 
 
 class PythonFunction(Construct):
@@ -91,7 +115,7 @@ class PythonFunction(Construct):
             policy=policy_document([grant_write_logs(self.log_group.arn), *([grant_write_traces()] if tracing else []),
                                     *statements]))
 
-        asset = TerraformAsset(self, "code", path=str(stage_source(source)), type=AssetType.ARCHIVE)
+        asset = TerraformAsset(self, "code", path=str(package_source(source)), type=AssetType.FILE)
         self.function = LambdaFunction(
             self, "function",
             function_name=function_name,
