@@ -58,6 +58,18 @@ def all_variants() -> dict[str, tuple[str, dict[str, Any]]]:
     return variants
 
 
+def ref(address: str, attribute: str) -> str:
+    """``${address.attribute}``: how a reference to another resource looks in the JSON."""
+    return "${" + f"{address}.{attribute}" + "}"
+
+
+def named(stack: "StackJson", type_: str, name: str, key: str = "name") -> tuple[str, dict[str, Any]]:
+    """(address, body) of the only resource of ``type_`` whose ``key`` is ``name``."""
+    found = [(k, v) for k, v in stack.resources(type_).items() if v.get(key) == name]
+    assert len(found) == 1, f"{stack.name}: {type_} named {name!r}: {sorted(stack.resources(type_))}"
+    return f"{type_}.{found[0][0]}", found[0][1]
+
+
 @dataclass
 class StackJson:
     name: str

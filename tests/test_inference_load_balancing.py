@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from tests.conftest import named, ref
+
 from modules.core.settings import SettingsError
 from modules.registry import load_config
 from tests.variants.inference_load_balancing import CERTIFICATE
@@ -22,16 +24,6 @@ def default(synth):
 @pytest.fixture(scope="module")
 def https(synth):
     return synth.stack("infer-https-internal")
-
-
-def named(stack, type_, name, key="name"):
-    found = [(k, v) for k, v in stack.resources(type_).items() if v.get(key) == name]
-    assert len(found) == 1, f"{stack.name}: {type_} named {name!r}: {sorted(stack.resources(type_))}"
-    return f"{type_}.{found[0][0]}", found[0][1]
-
-
-def ref(address, attribute):
-    return "${" + f"{address}.{attribute}" + "}"
 
 
 def listener(stack, port):

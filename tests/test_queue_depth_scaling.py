@@ -11,6 +11,8 @@ import subprocess
 
 import pytest
 
+from tests.conftest import named, ref
+
 from modules.core.settings import SettingsError
 from modules.registry import load_config
 from tests.conftest import ROOT
@@ -32,17 +34,6 @@ def alarms(synth):
 @pytest.fixture(scope="module")
 def tuned(synth):
     return synth.stack("queue-tuned")
-
-
-def named(stack, type_, name, key="name"):
-    """(address, body) of the resource of ``type_`` whose ``key`` is ``name``."""
-    found = [(k, v) for k, v in stack.resources(type_).items() if v.get(key) == name]
-    assert len(found) == 1, f"{stack.name}: {type_} named {name!r}: {sorted(stack.resources(type_))}"
-    return f"{type_}.{found[0][0]}", found[0][1]
-
-
-def ref(address, attribute):
-    return "${" + f"{address}.{attribute}" + "}"
 
 
 def queue(stack):

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.conftest import ref
+
 from modules.core.settings import ProjectSettings, SettingsError
 from modules.registry import load_config
 
@@ -40,10 +42,6 @@ def queue(stack, suffix):
         if body["name"] == f"aiscale-q2sm-{suffix}":
             return f"aws_sqs_queue.{key}", body
     raise AssertionError(f"no queue {suffix}")
-
-
-def ref(address, attribute):
-    return "${" + f"{address}.{attribute}" + "}"
 
 
 def role_statements(stack, policy_name_fragment):
