@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -134,7 +135,8 @@ def test_no_wildcard_resource_except_ecr_login_and_namespaced_metrics(default, e
 
 def test_model_endpoint_configuration_and_endpoint_are_chained(default):
     model = default.one("aws_sagemaker_model")
-    assert model["primary_container"] == {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest"}
+    assert model["primary_container"] == {"image": "${local." + next(iter(default.doc["locals"])) + "}"}
+    assert list(default.doc["locals"].values()) == ["123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest"]
     assert model["execution_role_arn"] == ref(_address_of_role(default, "model-role"), "arn")
     (variant,) = default.one("aws_sagemaker_endpoint_configuration")["production_variants"]
     assert variant == {"variant_name": "AllTraffic", "model_name": default.ref("aws_sagemaker_model", "name"),
@@ -142,6 +144,52 @@ def test_model_endpoint_configuration_and_endpoint_are_chained(default):
     assert "kms_key_arn" not in default.one("aws_sagemaker_endpoint_configuration")
     endpoint = default.one("aws_sagemaker_endpoint")
     assert endpoint["endpoint_config_name"] == default.ref("aws_sagemaker_endpoint_configuration", "name")
+
+
+def test_model_and_configuration_names_change_with_their_content_so_replacements_can_coexist(default, custom):
+    for stack in (default, custom):
+        model, config = stack.one("aws_sagemaker_model"), stack.one("aws_sagemaker_endpoint_configuration")
+        assert re.fullmatch(r"aiscale-q2sm-model-[0-9a-f]{8}", model["name"]), model["name"]
+        assert re.fullmatch(r"aiscale-q2sm-endpoint-config-[0-9a-f]{8}", config["name"]), config["name"]
+        assert model["lifecycle"]["create_before_destroy"] is True
+        assert config["lifecycle"] == {"create_before_destroy": True}
+    # Another image, environment and instance type: other names (a model change reaches the endpoint).
+    assert default.one("aws_sagemaker_model")["name"] != custom.one("aws_sagemaker_model")["name"]
+    assert default.one("aws_sagemaker_endpoint_configuration")["name"] != custom.one("aws_sagemaker_endpoint_configuration")["name"]
+    # The endpoint itself keeps its name: it is updated in place to the new configuration.
+    assert default.one("aws_sagemaker_endpoint")["name"] == custom.one("aws_sagemaker_endpoint")["name"] == "aiscale-q2sm-endpoint"
+
+
+def test_the_names_hash_exactly_what_forces_a_replacement():
+    from modules.core.naming import content_hash
+
+    container = {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest", "model_data_url": None,
+                 "environment": {}, "execution_role": "aiscale-q2sm-model-role"}
+    assert content_hash(container) == content_hash(dict(reversed(list(container.items()))))  # order does not matter
+    assert content_hash(container) != content_hash({**container, "environment": {"A": "1"}})
+
+
+def test_a_placeholder_image_stops_a_plan_against_aws_with_one_line(default, emulated):
+    (check,) = default.one("aws_sagemaker_model")["lifecycle"]["precondition"]
+    local = next(iter(default.doc["locals"]))
+    assert check["condition"] == '${local.%s != "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest"}' % local
+    assert check["error_message"] == ("queue-to-sagemaker: endpoint.image_uri is the placeholder "
+                                      "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest; "
+                                      "set [queue-to-sagemaker] endpoint.image_uri to your model image in ECR")
+    assert "precondition" not in emulated.one("aws_sagemaker_model")["lifecycle"]  # the emulator pulls no image
+
+
+def test_an_image_of_your_own_has_no_precondition(custom):
+    model = custom.one("aws_sagemaker_model")
+    assert "precondition" not in model["lifecycle"] and "locals" not in custom.doc
+    assert model["primary_container"]["image"].startswith("111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/llm-server@sha256:")
+
+
+def test_scaling_is_deregistered_around_an_instance_type_change(default):
+    config = default.address("aws_sagemaker_endpoint_configuration")
+    target = default.one(TARGET)
+    assert target["lifecycle"] == {"replace_triggered_by": [f"{config}.production_variants[0].instance_type"]}
+    assert default.one("aws_appautoscaling_policy")["lifecycle"] == {"replace_triggered_by": [default.address(TARGET)]}
 
 
 def _address_of_role(stack, name_suffix):

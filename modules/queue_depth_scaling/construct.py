@@ -146,6 +146,9 @@ class SqsToAutoScalingWorkers(Construct):
             user_data=worker_user_data(worker_config, s.worker_packages, s.job_timeout_seconds + 30),
             description="queue workers",
             statements=[Statement(sid="ConsumeJobs", actions=WORKER_QUEUE_ACTIONS, resources=[self.queue.arn])],
+            # A busy worker is protected from scale-in: an instance refresh replaces it only once
+            # it has finished its job and cleared the protection (AWS gives up after an hour).
+            protected_instances="Wait",
         )
         # Named by the group's ARN, so in a second policy created after the group.
         self.workers.grant("scale_in_protection", [Statement(

@@ -20,6 +20,11 @@ from modules.core.settings import (
 )
 
 
+#: Default of `endpoint.image_uri`: a placeholder that synthesizes and validates but can never
+#: run; `make preflight` and a Terraform precondition stop a plan against AWS that still uses it.
+PLACEHOLDER_IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest"
+
+
 class InputQueue(Settings):
     """The request queue (the reference's attributes are the defaults) and its dead-letter queue."""
 
@@ -36,8 +41,8 @@ class NewEndpoint(Settings):
     """Create model, endpoint configuration and endpoint in this stack."""
 
     type: Literal["create"] = Field(description="`create`.")
-    image_uri: EcrImageUri = Field("123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest",
-                                   description="Inference container image in ECR (placeholder default: set yours). The model may pull only this repository.")
+    image_uri: EcrImageUri = Field(PLACEHOLDER_IMAGE_URI,
+                                   description="Inference container image in ECR (placeholder default: set yours; a plan against AWS stops while it is the placeholder). The model may pull only this repository.")
     model_data_url: S3ObjectUrl | None = Field(None, description="Model archive in S3 (`model.tar.gz`); the model may read only this object. Unset = the weights are in the image.")
     environment: dict[str, str] = Field(default_factory=dict, description="Environment of the inference container.")
     instance_type: SageMakerInstanceType = Field("ml.m5.large", description="Instance type of the production variant.")
