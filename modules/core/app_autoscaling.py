@@ -76,8 +76,9 @@ class ScalableTarget(Construct):
             depends_on=list(depends_on) or None,
             lifecycle=lifecycle,
         )
-        #: Policies and scheduled actions go with a replaced target (AWS deletes them with it).
-        self._follow = TerraformResourceLifecycle(replace_triggered_by=[address(self.target)]) if replace_when else None
+        #: Policies and scheduled actions go with a replaced target (AWS deletes them with it). The
+        #: target's id is unknown only when it is replaced, so an in-place update triggers nothing.
+        self._follow = TerraformResourceLifecycle(replace_triggered_by=[f"{address(self.target)}.id"]) if replace_when else None
         self._last: ITerraformDependable = self.target
         self.policies: list[AppautoscalingPolicy] = []
         self.scheduled_actions: list[AppautoscalingScheduledAction] = []

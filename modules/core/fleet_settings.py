@@ -89,7 +89,7 @@ class FleetSettings(Settings):
     min_size: int = Field(0, ge=0, le=1000, description="Fewest instances.")
     max_size: int = Field(4, ge=1, le=1000, description="Most instances; must be >= min_size.")
     root_volume_gb: int = Field(20, ge=8, le=16384, description="Encrypted gp3 root volume size (GiB).")
-    root_device_name: str = Field("/dev/xvda", pattern=r"/dev/[a-z0-9]+", description="Root device name of the AMI (`/dev/xvda` for Amazon Linux).")
+    root_device_name: str = Field("/dev/xvda", pattern=r"/dev/[a-z0-9]+", examples=["/dev/sda1"], description="Root device name of the AMI (`/dev/xvda` for Amazon Linux).")
     default_instance_warmup_seconds: int = Field(120, ge=0, le=3600, description="Seconds a new instance needs before its metrics count for scaling.")
     detailed_monitoring: bool = Field(False, description="1-minute EC2 metrics (extra cost).")
     instance_refresh: InstanceRefresh = Field(default_factory=InstanceRefresh, description="Rolling replacement of running instances after a launch template change.")
