@@ -317,8 +317,12 @@ def test_a_throttled_call_that_passes_on_a_second_attempt_succeeds(aws):
 
 def test_no_second_attempt_when_the_invocation_has_no_time_for_it(aws):
     expect_error(aws["stubber"], "ThrottlingException", 400)
-    context = Context(h.RESERVE_SECONDS + h.CONNECT_TIMEOUT_SECONDS + 1.05)  # room for one 1 s call only
-    outcomes = h.process_batch([record("m1", '{"x": 1}')], *parts(aws), time_left=context.left)
+    start = h.CONNECT_TIMEOUT_SECONDS + h.RESERVE_SECONDS + h.MIN_INFERENCE_SECONDS  # just enough to start
+
+    def time_left():  # room for one 1 s call, then (after the throttle) not for another
+        return start - 0.1 if aws["invocations"] else start + 0.5
+
+    outcomes = h.process_batch([record("m1", '{"x": 1}')], *parts(aws), time_left=time_left)
     assert failures(outcomes) == ["m1"] and len(aws["invocations"]) == 1
 
 
@@ -348,7 +352,7 @@ def test_messages_are_not_started_when_the_invocation_runs_out_of_time(aws):
 @pytest.mark.parametrize("left, setting, expected", [
     (200.0, 60, 60),  # time enough: the setting (no fixed 20 s: real-time endpoints may take 60 s)
     (200.0, 25, 25),
-    (20.5, 60, math.floor(20.5 - h.CONNECT_TIMEOUT_SECONDS - h.RESERVE_SECONDS)),  # what is left, minus the reserve
+    (20.9, 60, math.floor(20.9 - h.CONNECT_TIMEOUT_SECONDS - h.RESERVE_SECONDS)),  # what is left, minus the reserve
 ])
 def test_the_inference_read_timeout_is_the_setting_or_what_is_left(aws, model, left, setting, expected):
     context = Context(left)
