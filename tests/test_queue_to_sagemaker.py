@@ -70,7 +70,7 @@ def test_request_queue_has_the_reference_attributes_encryption_and_a_dead_letter
     dlq_address, dlq = queue(default, "requests-dlq")
     assert dlq["sqs_managed_sse_enabled"] is True
     assert json.loads(body["redrive_policy"]) == {"deadLetterTargetArn": ref(dlq_address, "arn"), "maxReceiveCount": 5}
-    assert body["visibility_timeout_seconds"] == 180  # 6x the function timeout
+    assert body["visibility_timeout_seconds"] == 420  # 6x the function timeout (AWS's recommendation)
 
 
 def test_event_source_mapping_reports_partial_batches_with_bounded_concurrency(default):
@@ -85,13 +85,22 @@ def test_event_source_mapping_reports_partial_batches_with_bounded_concurrency(d
 
 def test_function_defaults_and_environment_are_wired_to_the_endpoint_and_queues(default):
     function = default.one("aws_lambda_function")
-    assert (function["timeout"], function["memory_size"], function["runtime"]) == (30, 512, "python3.12")
+    assert (function["timeout"], function["memory_size"], function["runtime"]) == (70, 512, "python3.12")
     env = function["environment"]["variables"]
     assert env["SAGEMAKER_ENDPOINT_NAME"] == default.ref("aws_sagemaker_endpoint", "name")
     assert env["DEAD_LETTER_QUEUE_URL"] == ref(queue(default, "requests-dlq")[0], "url")
     assert env["RESULTS_DESTINATION"] == "queue"
     assert env["RESULTS_QUEUE_URL"] == ref(queue(default, "results")[0], "url")
     assert (env["CONTENT_TYPE"], env["ACCEPT"]) == ("application/json", "application/json")
+    assert env["INVOCATION_TIMEOUT_SECONDS"] == "60"  # SageMaker real-time's limit; the 70 s timeout holds one plus 10 s
+
+
+def test_invocation_timeout_and_derived_visibility_timeout_follow_settings(existing, custom):
+    assert existing.one("aws_lambda_function")["environment"]["variables"]["INVOCATION_TIMEOUT_SECONDS"] == "45"
+    function = custom.one("aws_lambda_function")
+    assert (function["timeout"], function["environment"]["variables"]["INVOCATION_TIMEOUT_SECONDS"]) == (40, "20")
+    assert queue(custom, "requests")[1]["visibility_timeout_seconds"] == 6 * 40 + 2  # unset: 6x timeout + batching window
+    assert queue(existing, "requests")[1]["visibility_timeout_seconds"] == 360  # set: as given
 
 
 def test_results_queue_is_encrypted_with_its_own_dead_letter_queue(default):
@@ -312,9 +321,18 @@ def test_autoscaling_can_be_turned_off(custom):
 # --- settings errors -------------------------------------------------------------------------
 
 
+def test_a_shorter_invocation_timeout_allows_a_shorter_function_timeout():
+    s = load_config(data={STACK: {"invocation_timeout_seconds": 20, "timeout_seconds": 30}}).stacks[STACK]
+    assert (s.timeout_seconds, s.visibility_timeout_seconds) == (30, 180)
+
+
 @pytest.mark.parametrize("section, expected", [
-    ({"timeout_seconds": 300},
+    ({"timeout_seconds": 300, "queue": {"visibility_timeout_seconds": 180}},
      "queue.visibility_timeout_seconds must be >= timeout_seconds, or messages are received again while still being processed (given visibility_timeout_seconds=180, timeout_seconds=300)"),
+    ({"timeout_seconds": 30},
+     "timeout_seconds must be >= invocation_timeout_seconds + 10, so one full inference, its result write and the batch response fit in one invocation (given timeout_seconds=30, invocation_timeout_seconds=60)"),
+    ({"invocation_timeout_seconds": 90, "timeout_seconds": 120}, "invocation_timeout_seconds: Input should be less than or equal to 60 (given 90)"),
+    ({"invocation_timeout_seconds": 0}, "invocation_timeout_seconds: Input should be greater than or equal to 1 (given 0)"),
     ({"batch_size": 100}, "batch_size above 10 needs max_batching_window_seconds >= 1 (given batch_size=100, max_batching_window_seconds=0)"),
     ({"max_concurrency": 1}, "max_concurrency: Input should be greater than or equal to 2 (given 1)"),
     ({"queue": {"max_message_size": 300000}}, "queue.max_message_size: Input should be less than or equal to 262144 (given 300000)"),

@@ -89,7 +89,11 @@ def worker_user_data(config: dict, packages: list[str], stop_timeout_seconds: in
         "DynamicUser=yes\n"
         "Restart=on-failure\n"
         "RestartSec=5\n"
-        # A stop (shutdown) lets the job in hand finish within its timeout.
+        # A stop (shutdown, scale-in, refresh) sends SIGTERM to the worker only, not to the job's
+        # subprocess (the default KillMode=control-group signals both): the worker finishes the
+        # job in hand, deletes its message and exits. Whatever is left after TimeoutStopSec
+        # (the job timeout + 30 s) gets SIGKILL.
+        "KillMode=mixed\n"
         f"TimeoutStopSec={stop_timeout_seconds}\n"
         "[Install]\n"
         "WantedBy=multi-user.target\n"

@@ -1,11 +1,12 @@
 """Pattern 4: SQS queue -> Lambda -> SageMaker real-time endpoint.
 
 ``SqsToSagemakerEndpoint`` wires:
-request queue (encrypted, DLQ after ``max_receive_count`` receives) -> event source mapping
-(batch of 10, partial batch responses, maximum concurrency) -> invoker Lambda
-(``functions/sagemaker_invoker``) -> ``InvokeEndpoint`` on one endpoint -> results queue
-(encrypted, with its own DLQ) or S3 objects under a prefix. Poison messages are sent to the
-request queue's DLQ by the function at once.
+request queue (encrypted, DLQ after ``max_receive_count`` receives, visibility timeout 6x the
+function timeout unless set) -> event source mapping (batch of 10, partial batch responses,
+maximum concurrency) -> invoker Lambda (``functions/sagemaker_invoker``; timeout >= one
+``invocation_timeout_seconds`` + 10 s) -> ``InvokeEndpoint`` on one endpoint -> results queue
+(encrypted, with its own DLQ) or S3 objects under a prefix, keyed by the source message id.
+Poison messages are sent to the request queue's DLQ by the function at once.
 
 ``SageMakerModelEndpoint`` creates model, endpoint configuration and endpoint, with an
 execution role that can pull only the model's ECR repository and read only its model
@@ -168,7 +169,7 @@ class SqsToSagemakerEndpoint(Construct):
             self, "requests",
             name=name("requests", max_length=76),  # SQS: 80 characters, "-dlq" appended
             max_receive_count=q.max_receive_count,
-            visibility_timeout_seconds=q.visibility_timeout_seconds,
+            visibility_timeout_seconds=s.visibility_timeout_seconds,  # set, or 6 x the function timeout + batching window
             message_retention_seconds=q.message_retention_seconds,
             delay_seconds=q.delay_seconds,
             max_message_size=q.max_message_size,
@@ -201,6 +202,8 @@ class SqsToSagemakerEndpoint(Construct):
             "ACCEPT": s.accept,
             "DEAD_LETTER_QUEUE_URL": self.queue.dead_letter_queue.url,
             "RESULTS_DESTINATION": s.results.type,
+            # Each InvokeEndpoint waits at most this, and at most what the invocation has left.
+            "INVOCATION_TIMEOUT_SECONDS": str(s.invocation_timeout_seconds),
         }
         self.results_queue: QueueWithDeadLetter | None = None
         if isinstance(s.results, QueueResults):
