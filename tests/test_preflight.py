@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from modules.registry import load_config
@@ -181,7 +182,7 @@ def test_lambda_keeps_100_unreserved_once_the_quota_is_at_least_100():
     cfg = config(queue_to_sagemaker=q2sm())
     assert problems(cfg, enough(lambda_account=LambdaAccount(200, 200))) == []  # 200 - 100 = 100 = max_capacity
     [line] = problems(cfg, enough(lambda_account=LambdaAccount(199, 199)))
-    assert line.startswith("predictive-lambda-scaling: scaling.max_capacity = 100 provisioned concurrency needs 100: "
+    assert line.startswith("predictive-lambda-scaling: scaling.max_capacity = 100 needs 100 provisioned concurrency: "
                            "Lambda keeps 100 of the account's 199 unreserved concurrency free, so 99 can be provisioned")
     assert line.endswith("to at least 200 or lower scaling.max_capacity to at most 99")
 
@@ -320,7 +321,7 @@ def test_looked_up_names_are_the_synthesized_names(synth):
 
 @pytest.fixture
 def aws(monkeypatch):
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("AWS_"):
             monkeypatch.delenv(key)
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -539,7 +540,7 @@ def test_invalid_settings_exit_2_before_any_aws_call(tmp_path, capsys):
 
 
 def test_no_credentials_is_one_line(tmp_path, capsys, monkeypatch):
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("AWS_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
@@ -578,7 +579,7 @@ def test_plan_on_aws_stops_on_the_placeholder_before_terraform_and_keeps_plans(t
     monkeypatch.setattr(plan, "terraform", must_not_run)
     emulator, _ = emu.start(tmp_path / "emulator")
     try:
-        for key in list(__import__("os").environ):
+        for key in list(os.environ):
             if key.startswith("AWS_") or key.upper().endswith("_PROXY"):
                 monkeypatch.delenv(key)
         for key, value in emulator.env(base={}).items():

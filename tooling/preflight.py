@@ -435,7 +435,7 @@ def _check_provisioned_concurrency(config: ProjectConfig, facts: Facts, report: 
                             f"{need}) exceed what can be provisioned: {why}; {increase} or lower provisioned_concurrency, "
                             f"scaling.min_capacity and scaling.max_capacity to at most {room}")
     else:
-        report.short(short, f"{stack}: scaling.max_capacity = {need} provisioned concurrency needs {need}: {why} "
+        report.short(short, f"{stack}: scaling.max_capacity = {need} needs {need} provisioned concurrency: {why} "
                             f"(scaling out stops there); {increase} or lower scaling.max_capacity to at most {room}")
 
 
