@@ -327,6 +327,7 @@ class Outcome:
     touch: Touch
     effects: list[ResourceEffect] = field(default_factory=list)
     findings: list[tuple[str, str]] = field(default_factory=list)  # (verdict, detail)
+    enabled: bool = False  # dead here, but live with another setting (its own row)
 
     @property
     def level(self) -> str:
@@ -491,7 +492,8 @@ def _rules(outcome: Outcome, changes: dict[str, Any], resources: dict[str, Any])
                 outcome.findings.append(("consumer-unchanged", f"{address} is replaced but {consumer}, which uses it, "
                                                                "does not change: it keeps the old one"))
     if outcome.touch.empty:
-        outcome.findings.append(("dead", "changes nothing in the synthesized stack"))
+        if not outcome.enabled:
+            outcome.findings.append(("dead", "changes nothing in the synthesized stack"))
     elif not outcome.changed:
         outcome.findings.append(("nothing", "changes the configuration but Terraform plans no change"))
     if outcome.level == REPLACEMENT:
@@ -578,6 +580,68 @@ class Report:
         return not self.unreviewed() and not self.stale() and not self.baseline_noise
 
 
+def valid_for(stack: str) -> Callable[[dict, dict], bool]:
+    cls = next(s for s in STACKS if s.name == stack).load_settings_class()
+
+    def check(settings: dict, project: dict) -> bool:
+        try:
+            cls.model_validate(settings)
+            ProjectSettings.model_validate(project)
+        except ValueError:
+            return False
+        return True
+    return check
+
+
+def enable_dead(space: Space, touches: dict[tuple, Touch], docs: dict[str, tuple[dict, Path]],
+                change_names: dict[tuple, str], outdir: Path,
+                valid: Callable[[str], Callable[[dict, dict], bool]]) -> list[tuple[Baseline, Change, Change]]:
+    """For each setting that changes nothing, the first setting that creates resources and with
+    which it does change something: (derived baseline, the setting against it, the enabler)."""
+    dead = [c for c in space.changes if touches[c.key].empty and c.baseline == "default"]
+    enablers = {}
+    for c in space.changes:
+        if c.baseline == "default" and touches[c.key].created and not c.setting.startswith("project."):
+            enablers.setdefault(c.stack, []).append(c)
+    base = {(b.stack, b.id): b for b in space.baselines}
+    trials: list[tuple[Change, Change, dict[str, Any]]] = []
+    for d in dead:
+        baseline = base[(d.stack, d.baseline)]
+        mods = modifications(baseline.settings, d.settings)
+        if not mods or modifications(baseline.project, d.project):
+            continue
+        for e in enablers.get(d.stack, []):
+            combined = apply(e.settings, mods)
+            if combined != e.settings and valid(d.stack)(combined, e.project):
+                trials.append((d, e, combined))
+    if not trials:
+        return []
+    items = [(_variant_name(d.stack, "e", i), d.stack, combined, e.project) for i, (d, e, combined) in enumerate(trials)]
+    trial_docs = synthesize_variants(items, outdir)
+    found: list[tuple[Baseline, Change, Change]] = []
+    done: set[tuple] = set()
+    for i, (d, e, combined) in enumerate(trials):
+        if d.key in done:
+            continue
+        name = items[i][0]
+        t = touch(docs[change_names[e.key]][0], trial_docs[name][0])
+        if t.empty:
+            continue
+        done.add(d.key)
+        derived = Baseline(d.stack, f"{e.setting}={_value(e.after)}", e.settings, e.project)
+        change = Change(d.stack, derived.id, d.setting, d.before, d.after, combined, e.project, d.companions)
+        touches[change.key] = t
+        change_names[change.key] = name
+        docs[name] = trial_docs[name]
+        found.append((derived, change, e))
+    return found
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def run(workdir: Path | None = None, stacks: list[str] | None = None, jobs: int = 2,
         progress: Callable[[str], None] = lambda line: None) -> Report:
     from tooling import emulator as emu
@@ -590,6 +654,7 @@ def run(workdir: Path | None = None, stacks: list[str] | None = None, jobs: int 
     reviewed = load_reviewed()
     progress(f"{len(space.changes)} settings changes over {len(space.baselines)} baselines of {len(specs)} stacks")
 
+    enabled: list[tuple[Baseline, Change, Change]] = []
     temp = Path(tempfile.mkdtemp(prefix="rollout-check-")) if workdir is None else workdir
     temp.mkdir(parents=True, exist_ok=True)
     emulator, _ = emu.start(temp / "emulator")
@@ -603,23 +668,24 @@ def run(workdir: Path | None = None, stacks: list[str] | None = None, jobs: int 
         touches = {c.key: touch(docs[base_names[(c.stack, c.baseline)]][0], docs[change_names[c.key]][0]) for c in space.changes}
         seconds["synth"] = time.monotonic() - t
         progress(f"synthesized {len(items)} variants in {seconds['synth']:.0f}s")
-
-        def valid(stack: str) -> Callable[[dict, dict], bool]:
-            cls = next(s for s in STACKS if s.name == stack).load_settings_class()
-
-            def check(settings: dict, project: dict) -> bool:
-                try:
-                    cls.model_validate(settings)
-                    ProjectSettings.model_validate(project)
-                except ValueError:
-                    return False
-                return True
-            return check
+        # Dead on its own but live with another setting (ssl_policy needs certificate_arn): find the
+        # enabler, and plan the setting against a baseline that has it.
+        t = time.monotonic()
+        enabled = enable_dead(space, touches, docs, change_names, temp / "synth-enabled", valid_for)
+        for baseline, change, enabler in enabled:
+            if (baseline.stack, baseline.id) not in base_names:
+                base_names[(baseline.stack, baseline.id)] = change_names[enabler.key]
+                space.baselines.append(baseline)
+            space.changes.append(change)
+        seconds["synth"] += time.monotonic() - t
+        if enabled:
+            progress(f"{len(enabled)} settings live only with another one: "
+                     + ", ".join(f"{c.setting} (with {e.setting})" for _, c, e in enabled))
 
         groups: list[Group] = []
         for baseline in space.baselines:
             mine = [c for c in space.changes if (c.stack, c.baseline) == (baseline.stack, baseline.id)]
-            groups += group_changes(baseline, mine, touches, valid(baseline.stack))
+            groups += group_changes(baseline, mine, touches, valid_for(baseline.stack))
         t = time.monotonic()
         group_items = [(_variant_name(g.baseline.stack, "g", i), g.baseline.stack, g.settings, g.project) for i, g in enumerate(groups)]
         group_docs = synthesize_variants(group_items, temp / "synth-groups")
@@ -679,16 +745,20 @@ def run(workdir: Path | None = None, stacks: list[str] | None = None, jobs: int 
         seconds["plans"] = time.monotonic() - t
         # Settings that touched nothing: dead, no plan needed.
         planned_keys = {o.change.key for o in outcomes}
+        live_elsewhere = {(c.stack, c.setting) for _, c, _ in enabled}
         for change in space.changes:
             if change.key not in planned_keys:
-                outcome = Outcome(change, touches[change.key])
+                outcome = Outcome(change, touches[change.key], enabled=(change.stack, change.setting) in live_elsewhere)
                 _rules(outcome, {}, {})
                 outcomes.append(outcome)
     finally:
         emu.stop(temp / "emulator")
         if workdir is None:
             shutil.rmtree(temp, ignore_errors=True)
-    order = {c.key: i for i, c in enumerate(space.changes)}
+    order: dict[tuple, float] = {c.key: float(i) for i, c in enumerate(space.changes)}
+    for _, change, _ in enabled:  # right after the row it stands for
+        original = next(k for k in order if k[0] == change.stack and k[2] == change.setting and k[1] == "default")
+        order[change.key] = order[original] + 0.5
     outcomes.sort(key=lambda o: order[o.change.key])
     seconds["total"] = time.monotonic() - started
     return Report(outcomes, space.unchangeable, reviewed, space.baselines, plans, seconds, noise)
@@ -738,6 +808,8 @@ def render(report: Report) -> str:
     counts = {level: 0 for level in LEVELS}
     nothing = dead = 0
     for o in report.outcomes:
+        if o.enabled:
+            continue
         if o.touch.empty:
             dead += 1
         elif not o.changed:
@@ -758,13 +830,13 @@ def render(report: Report) -> str:
         "(a running resource is replaced or removed as a whole). Reviewed exceptions (rollout-reviewed.yaml) give "
         "their reason.",
         "",
-        f"{len(report.outcomes)} settings checked: {counts[NONE]} in place, {counts[ROLLING]} rolling, "
+        f"{sum(not o.enabled for o in report.outcomes)} settings checked: {counts[NONE]} in place, {counts[ROLLING]} rolling, "
         f"{counts[REPLACEMENT]} replacement, {nothing} change nothing on AWS, {dead} change no resource; "
         f"{len(report.unchangeable)} could not be changed on their own.",
         "",
     ]
     for spec in STACKS:
-        rows = [o for o in report.outcomes if o.change.stack == spec.name]
+        rows = [o for o in report.outcomes if o.change.stack == spec.name and not o.enabled]
         if not rows:
             continue
         lines += [f"## {spec.name}", "", "| setting | what happens on AWS | interruption |", "|---|---|---|"]

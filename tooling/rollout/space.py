@@ -443,6 +443,8 @@ class _Walker:
             if example is None:
                 self.space.unchangeable.append(Unchangeable(self.stack, base, dotted, f"no example for {member.__name__}"))
                 continue
+            if any(type(i) is member and i == member.model_validate(example) for i in items):
+                continue  # one more of the same element changes nothing
             raw_items = [_dump(i) for i in items] + [example]
             new_settings, new_project = self._apply(section, settings, project, here, raw_items)
             if self.valid(new_settings, new_project):
