@@ -162,6 +162,14 @@ def test_llm_scaler_reuses_the_lambda_decision_and_scales_in_after_traffic_stops
     assert desired(timeline) == [1, 1, 1] + [2] * 10 + [1] * 17
 
 
+def test_llm_scaler_is_back_at_the_minimum_after_the_shipped_stop_trace_goes_quiet():
+    scenario = scenario_for("llm-request-scaling", settings("llm-request-scaling", {}))
+    d = desired(scenario.run(read_trace(ROOT / "traces" / "stop.csv")))  # 120 a minute for an hour, then nothing
+    assert d[59] > 1  # scaled out while requests arrived
+    # Window (5 min) + cooldown (300 s) after the last request, the scaler is at the minimum and stays there.
+    assert d[70:] == [1] * (len(d) - 70)
+
+
 def test_queue_wait_is_the_fifo_time_to_work_off_the_backlog():
     # 20 waiting at the end of minute 0, 10 a minute from then on: gone after two more minutes.
     assert queue_waits([20, 10, 0], [10, 10, 10])[0] == (pytest.approx(120.0), False)
