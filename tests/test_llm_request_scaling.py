@@ -9,6 +9,7 @@ the only principal that may change the target).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -197,8 +198,18 @@ def test_existing_deployments_keep_every_address_and_name(default):
     target = default.one("aws_cloudwatch_event_target")
     assert (target["target_id"], target["rule"]) == ("scaling-controller", default.ref("aws_cloudwatch_event_rule", "name"))
     assert default.one("aws_lambda_function")["function_name"] == REQUEST_FUNCTION
-    assert default.one("aws_lambda_permission")["statement_id"] == "AllowInferenceRequestRule"
     assert default.one("aws_iam_role")["name"] == f"{REQUEST_FUNCTION}-role"
+
+
+def test_moving_the_rule_to_another_bus_creates_the_new_rule_target_and_permission_first(synth, default):
+    for type_ in ("aws_cloudwatch_event_rule", "aws_cloudwatch_event_target", "aws_lambda_permission"):
+        bodies = [b for b in default.resources(type_).values() if "schedule" not in json.dumps(b.get("//", {}))]
+        assert all(b["lifecycle"] == {"create_before_destroy": True} for b in bodies), type_
+    # The invoke permission's statement id names the bus, so the new one can exist beside the old.
+    other = synth.stack("llm-asg-target")
+    ids = [next(b["statement_id"] for b in s.resources("aws_lambda_permission").values()
+                if b["statement_id"].startswith("AllowInferenceRequestRule")) for s in (default, other)]
+    assert all(re.fullmatch(r"AllowInferenceRequestRule-[0-9a-f]{8}", i) for i in ids) and ids[0] != ids[1]
 
 
 def test_outputs_name_the_function_and_the_rule(default):

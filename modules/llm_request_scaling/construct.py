@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 
+from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_event_bus import CloudwatchEventBus
 from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktf_cdktf_provider_aws.cloudwatch_event_target import (
@@ -45,6 +46,7 @@ from modules.core.iam import (
     policy_document,
 )
 from modules.core.lambda_function import PythonFunction
+from modules.core.naming import versioned
 from modules.core.settings import ProjectSettings
 from modules.core.stack import PatternStack
 from modules.llm_request_scaling.settings import (
@@ -70,12 +72,17 @@ class EventbridgeToScalingController(Construct):
             self.event_bus = CloudwatchEventBus(self, "event_bus", name=bus_name)
             bus_name = self.event_bus.name
 
+        # Moving the rule to another bus replaces it: rules on different buses may share a name,
+        # so the new rule (and its target and invoke permission) exist before the old ones go,
+        # and no event is dropped in between (a few may be delivered by both).
+        replace_first = TerraformResourceLifecycle(create_before_destroy=True)
         self.rule = CloudwatchEventRule(
             self, "rule",
             name=name("inference-requests"),
             description="Inference-request events that drive the scaling controller",
             event_bus_name=bus_name,
             event_pattern=json.dumps(s.rule_event_pattern()),
+            lifecycle=replace_first,
         )
 
         self.dead_letter_queue = SqsQueue(
@@ -111,11 +118,13 @@ class EventbridgeToScalingController(Construct):
 
         self.permission = LambdaPermission(
             self, "allow_eventbridge",
-            statement_id="AllowInferenceRequestRule",
+            # One statement per bus, so the permission for a moved rule can exist beside the old one.
+            statement_id=versioned("AllowInferenceRequestRule", {"event_bus": s.event_bus_name or "default"}),
             action="lambda:InvokeFunction",
             function_name=self.controller.name,
             principal="events.amazonaws.com",
             source_arn=self.rule.arn,
+            lifecycle=replace_first,
         )
         self.target = CloudwatchEventTarget(
             self, "target",
@@ -127,6 +136,7 @@ class EventbridgeToScalingController(Construct):
                 maximum_retry_attempts=s.max_retry_attempts,
                 maximum_event_age_in_seconds=s.max_event_age_seconds),
             dead_letter_config=CloudwatchEventTargetDeadLetterConfig(arn=self.dead_letter_queue.arn),
+            lifecycle=replace_first,
         )
         LambdaFunctionEventInvokeConfig(
             self, "async_failures",

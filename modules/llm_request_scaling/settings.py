@@ -68,10 +68,12 @@ class ScalingPolicy(Settings):
 class LlmRequestScalingSettings(Settings):
     """EventBridge rule on inference-request events -> request-recording Lambda (metrics); with a scaling target, a once-a-minute scaler Lambda sets its capacity."""
 
-    event_source: str = Field("my.llm.service", min_length=1, max_length=256, description="Event `source` the rule matches (ignored when `event_pattern` is set).")
+    event_source: str = Field("my.llm.service", min_length=1, max_length=256, examples=["acme.llm"], description="Event `source` the rule matches (ignored when `event_pattern` is set).")
     detail_types: list[str] = Field(default_factory=lambda: ["Inference Request"], min_length=1,
+                                    examples=[["Inference Request", "Batch Inference Request"]],
                                     description="Event `detail-type` values the rule matches (ignored when `event_pattern` is set).")
-    event_pattern: Annotated[dict[str, Any], AfterValidator(check_event_pattern)] | None = Field(None, description="Full EventBridge pattern; replaces `event_source`/`detail_types`. Leaves must be arrays.")
+    event_pattern: Annotated[dict[str, Any], AfterValidator(check_event_pattern)] | None = Field(
+        None, examples=[{"source": ["acme.llm"], "detail": {"priority": ["high"]}}], description="Full EventBridge pattern; replaces `event_source`/`detail_types`. Leaves must be arrays.")
     event_bus_name: EventBusName | None = Field(None, description="Custom event bus of the rule; unset = the account's `default` bus.")
     create_event_bus: bool = Field(False, description="Create `event_bus_name` in this stack (otherwise it must exist).")
     metric_namespace: MetricNamespace = Field("LLM/Inference", description="CloudWatch namespace of the request/token metrics the request function writes (as EMF in its logs).")

@@ -73,6 +73,8 @@ class LambdaWithPredictiveConcurrency(Construct):
             function_name=self.function.name,
             function_version=self.function.function.version,
             description="Published version with provisioned concurrency; invoke this, not $LATEST",
+            # A renamed alias is created before the old one is deleted (clients move to the new name).
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
 
         self.provisioned_concurrency: LambdaProvisionedConcurrencyConfig | None = None
