@@ -112,10 +112,21 @@ REPLACED: dict[str, Effect] = {
                                            "check before they take requests"),
 }
 
+#: The same, when Terraform creates the replacement before it destroys the original: for these
+#: the new one works before the old one goes.
+REPLACED_FIRST: dict[str, Effect] = {
+    "aws_cloudwatch_event_rule": Effect(ROLLING, "a new rule matches before the old one is deleted (an event may be "
+                                                 "delivered twice meanwhile)"),
+    "aws_cloudwatch_event_target": Effect(NONE, "the new rule's target exists before the old rule goes"),
+    "aws_lambda_alias": Effect(REPLACEMENT, "a new alias name: clients must invoke the new name"),
+}
+
 
 def effect_of(change: dict[str, Any], type_: str) -> Effect | None:
     """The runtime effect of one ``resource_changes[].change`` of a resource of ``type_``, if any."""
     actions = change.get("actions") or []
+    if actions == ["create", "delete"] and type_ in REPLACED_FIRST:
+        return REPLACED_FIRST[type_]
     if "delete" in actions and "create" in actions:
         return REPLACED.get(type_)
     if actions == ["update"] and type_ in UPDATES:

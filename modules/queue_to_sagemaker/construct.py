@@ -88,6 +88,12 @@ def s3_object_arn(url: str, partition: str) -> str:
     return f"arn:{partition}:s3:::{bucket}/{key}"
 
 
+#: moto returns an empty VpcConfig and a disabled DataCaptureConfig where none is configured,
+#: which forces a replacement on every plan; replaced create-before-destroy under the same name,
+#: the new copy would then be deleted with the old one. The emulator profile ignores both.
+EMULATOR_IGNORED = {"model": ["vpc_config"], "config": ["data_capture_config"]}
+
+
 class SageMakerModelEndpoint(Construct):
     """Model, endpoint configuration and endpoint, with a least-privilege execution role."""
 
@@ -138,7 +144,8 @@ class SageMakerModelEndpoint(Construct):
             primary_container=SagemakerModelPrimaryContainer(
                 image=image, model_data_url=s.model_data_url, environment=dict(s.environment) or None),
             depends_on=[self.policy],  # the role can pull and read before SageMaker first tries
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True, precondition=checks),
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True, precondition=checks,
+                                                 ignore_changes=EMULATOR_IGNORED["model"] if stack.project.emulator else None),
         )
         variant = {"variant_name": s.variant_name, "instance_type": s.instance_type,
                    "initial_instance_count": s.initial_instance_count, "initial_variant_weight": 1}
@@ -148,7 +155,8 @@ class SageMakerModelEndpoint(Construct):
                            {**variant, "model_name": model_name, "kms_key_arn": s.kms_key_arn}),
             kms_key_arn=s.kms_key_arn,
             production_variants=[SagemakerEndpointConfigurationProductionVariants(model_name=self.model.name, **variant)],
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True,
+                                                 ignore_changes=EMULATOR_IGNORED["config"] if stack.project.emulator else None),
         )
         #: Attributes whose change SageMaker refuses while the variant is registered for autoscaling.
         self.replace_scaling_when = [f"{address(self.endpoint_configuration)}.production_variants[0].instance_type"]

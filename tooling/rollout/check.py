@@ -7,11 +7,11 @@ classes, one baseline per member of a union):
    diff each variant's JSON against its baseline: the resources the setting touches, and the
    attribute paths. A setting that touches nothing is *dead*.
 2. **plan** with Terraform against a state that holds the baseline as deployed
-   (tooling/rollout/planned_state.py; ``-refresh=false``, nothing is applied anywhere). To stay
-   fast, settings that touch different attributes are packed into one variant per plan;
-   each setting is then credited with the resources it touches directly (its attribute paths
-   against the plan's ``replace_paths``: the provider's own word on what forces replacement)
-   and those that change because of them (references, ``replace_triggered_by``).
+   (tooling/rollout/planned_state.py; ``-refresh=false``, nothing is applied anywhere). Every
+   variant is a child module of one root per stack, so one provider process plans them all
+   (two plans per stack). Each setting is credited with the resources it touches directly
+   (the plan's action; ``replace_paths`` is the provider's own word on what forces a
+   replacement) and those that change because of them (references, ``replace_triggered_by``).
 3. **classify** each resource: update in place, replace create-before-destroy, replace
    destroy-first, create, destroy, or nothing; and what running resources do on top
    (tooling/runtime_effects.py: instance refresh, blue/green endpoint update, ...), as an
@@ -205,32 +205,95 @@ class Terraform:
 
         return AWS_PROVIDER_VERSION
 
-    def folder(self, name: str, doc: dict[str, Any], assets_from: Path | None) -> Path:
-        directory = self.workdir / name
-        directory.mkdir()
-        doc = copy.deepcopy(doc)
-        doc.get("terraform", {}).pop("backend", None)
-        (directory / "cdk.tf.json").write_text(json.dumps(doc))
-        if assets_from is not None and (assets_from / "assets").is_dir():
-            shutil.copytree(assets_from / "assets", directory / "assets")
-        shutil.copy(self.template / ".terraform.lock.hcl", directory / ".terraform.lock.hcl")
-        return directory
+    def plan_modules(self, name: str, modules: dict[str, tuple[dict[str, Any], Path]],
+                     states: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """One plan of many stack variants, each a child module, against their states.
 
-    def plan(self, directory: Path, state: dict[str, Any] | None) -> dict[str, Any]:
-        if state is not None:
-            (directory / "terraform.tfstate").write_text(json.dumps(state))
-        run = self._run(["plan", "-refresh=false", "-input=false", "-no-color", "-lock=false", "-out=rollout.tfplan"],
-                        directory, self.env, timeout=900)
+        One provider process plans them all: hundreds of variants cost one plan. Variants whose
+        provider configuration differs (region, default tags) get an aliased provider of their
+        own. Returns each module's part of the plan, addresses without the module prefix, in
+        the shape of a one-stack plan (``resource_changes``, ``planned_values``).
+        """
+        root = self.workdir / name
+        root.mkdir()
+        providers: list[dict[str, Any]] = []
+        module_blocks: dict[str, Any] = {}
+        default_provider: dict[str, Any] | None = None
+        for module, (doc, assets) in modules.items():
+            doc = copy.deepcopy(doc)
+            doc.get("terraform", {}).pop("backend", None)
+            config = (doc.pop("provider", {}).get("aws") or [{}])[0]
+            text = json.dumps(doc)
+            if assets is not None and (assets / "assets").is_dir():  # file paths are relative to the root
+                text = text.replace('"assets/', json.dumps(str(assets / "assets"))[:-1] + "/")
+            folder = root / "modules" / module
+            folder.mkdir(parents=True)
+            (folder / "cdk.tf.json").write_text(text)
+            block: dict[str, Any] = {"source": f"./modules/{module}"}
+            if default_provider is None:
+                default_provider = config
+            if config != default_provider:
+                providers.append({**config, "alias": module})
+                block["providers"] = {"aws": f"aws.{module}"}
+            module_blocks[module] = block
+        root_doc = {
+            "terraform": {"required_providers": {"aws": {"source": "aws", "version": self._provider_version()}}},
+            "provider": {"aws": [default_provider or {}, *providers]},
+            "module": module_blocks,
+        }
+        (root / "main.tf.json").write_text(json.dumps(root_doc))
+        shutil.copy(self.template / ".terraform.lock.hcl", root / ".terraform.lock.hcl")
+        resources = []
+        for module, state in states.items():
+            for entry in state["resources"]:
+                resources.append({**entry, "module": f"module.{module}"})
+        if resources:
+            (root / "terraform.tfstate").write_text(json.dumps({
+                "version": 4, "terraform_version": self.version, "serial": 1,
+                "lineage": "00000000-0000-4000-8000-rolloutcheck", "outputs": {}, "resources": resources}))
+        plan = self._plan(root)
+        return split_by_module(plan)
+
+    def _plan(self, directory: Path) -> dict[str, Any]:
+        env = {k: v for k, v in self.env.items() if k != "TF_DATA_DIR"}  # modules need a data folder each
+        init = self._run(["init", "-backend=false", "-input=false", "-no-color"], directory, env)
+        if not init.ok:
+            raise RolloutError([f"terraform init failed in {directory.name}: {(init.stderr or init.stdout).strip()[-2000:]}"])
+        run = self._run(["plan", "-refresh=false", "-input=false", "-no-color", "-lock=false", "-parallelism=20",
+                         "-out=rollout.tfplan"], directory, env, timeout=1800)
         if not run.ok:
-            raise RolloutError([f"terraform plan failed in {directory.name}:\n{(run.stderr or run.stdout).strip()[-3000:]}"])
-        shown = self._run(["show", "-json", "rollout.tfplan"], directory, self.env)
+            errors = [line for line in (run.stderr or run.stdout).splitlines() if line.startswith("Error") or line.startswith("│ Error")]
+            raise RolloutError([f"terraform plan failed in {directory.name}: " + ("; ".join(errors[:5]) or (run.stderr or run.stdout)[-2000:])])
+        shown = self._run(["show", "-json", "rollout.tfplan"], directory, env, timeout=900)
         if not shown.ok:
             raise RolloutError([f"terraform show failed in {directory.name}: {shown.stderr.strip()[-2000:]}"])
         return json.loads(shown.stdout)
 
 
+def split_by_module(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A plan of child modules as one plan per module, addresses relative to the module."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def part(module_address: str) -> dict[str, Any]:
+        name = module_address.removeprefix("module.")
+        return out.setdefault(name, {"resource_changes": [], "planned_values": {"root_module": {"resources": []}}})
+
+    for rc in plan.get("resource_changes", []):
+        module = rc.get("module_address")
+        if not module:
+            continue
+        rc = {**rc, "address": rc["address"].removeprefix(module + ".")}
+        rc.pop("module_address", None)
+        part(module)["resource_changes"].append(rc)
+    for child in plan.get("planned_values", {}).get("root_module", {}).get("child_modules", []):
+        target = part(child["address"])["planned_values"]["root_module"]["resources"]
+        for resource in child.get("resources", []):
+            target.append({**resource, "address": resource["address"].removeprefix(child["address"] + ".")})
+    return out
+
+
 # ---------------------------------------------------------------------------------------
-# Grouping settings into few plans
+# Rebuilding a change on another baseline
 # ---------------------------------------------------------------------------------------
 
 
@@ -265,45 +328,6 @@ def apply(raw: dict[str, Any], mods: Iterable[tuple[tuple[str, ...], Any]]) -> d
         else:
             node[path[-1]] = copy.deepcopy(value)
     return out
-
-
-@dataclass
-class Group:
-    baseline: Baseline
-    changes: list[Change] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-    project: dict[str, Any] = field(default_factory=dict)
-
-
-def _paths(t: Touch) -> set[tuple[str, tuple[str, ...]]]:
-    return {(a, p) for a, paths in t.updated.items() for p in paths}
-
-
-def group_changes(baseline: Baseline, changes: list[Change], touches: dict[tuple, Touch],
-                  valid: Callable[[dict, dict], bool]) -> list[Group]:
-    """Greedy packing: a change joins the first group it does not conflict with and stays valid in."""
-    groups: list[Group] = []
-    for change in changes:
-        t = touches[change.key]
-        if t.empty:
-            continue
-        mods = modifications(baseline.settings, change.settings)
-        project_mods = modifications(baseline.project, change.project)
-        for group in groups:
-            mine = [touches[c.key] for c in group.changes]
-            structural = t.created | t.removed
-            if any(structural & o.resources or (o.created | o.removed) & t.resources or _paths(t) & _paths(o) for o in mine):
-                continue
-            if project_mods or any(modifications(baseline.project, c.project) for c in group.changes):
-                continue  # project settings touch every resource: planned alone
-            settings = apply(group.settings, mods)
-            if valid(settings, group.project):
-                group.changes.append(change)
-                group.settings = settings
-                break
-        else:
-            groups.append(Group(baseline, [change], apply(baseline.settings, mods), apply(baseline.project, project_mods)))
-    return groups
 
 
 # ---------------------------------------------------------------------------------------
@@ -556,6 +580,7 @@ class Report:
     seconds: dict[str, float]
     baseline_noise: dict[str, list[str]] = field(default_factory=dict)
 
+
     def unreviewed(self) -> list[str]:
         """Findings no reviewed entry covers, one line each."""
         covered = {(r.stack, r.setting, r.verdict) for r in self.reviewed}
@@ -674,7 +699,9 @@ def run(workdir: Path | None = None, stacks: list[str] | None = None, jobs: int 
         enabled = enable_dead(space, touches, docs, change_names, temp / "synth-enabled", valid_for)
         for baseline, change, enabler in enabled:
             if (baseline.stack, baseline.id) not in base_names:
-                base_names[(baseline.stack, baseline.id)] = change_names[enabler.key]
+                name = change_names[enabler.key] + "-base"  # its own module: planned against its own state
+                docs[name] = docs[change_names[enabler.key]]
+                base_names[(baseline.stack, baseline.id)] = name
                 space.baselines.append(baseline)
             space.changes.append(change)
         seconds["synth"] += time.monotonic() - t
@@ -682,65 +709,48 @@ def run(workdir: Path | None = None, stacks: list[str] | None = None, jobs: int 
             progress(f"{len(enabled)} settings live only with another one: "
                      + ", ".join(f"{c.setting} (with {e.setting})" for _, c, e in enabled))
 
-        groups: list[Group] = []
-        for baseline in space.baselines:
-            mine = [c for c in space.changes if (c.stack, c.baseline) == (baseline.stack, baseline.id)]
-            groups += group_changes(baseline, mine, touches, valid_for(baseline.stack))
-        t = time.monotonic()
-        group_items = [(_variant_name(g.baseline.stack, "g", i), g.baseline.stack, g.settings, g.project) for i, g in enumerate(groups)]
-        group_docs = synthesize_variants(group_items, temp / "synth-groups")
-        seconds["synth"] += time.monotonic() - t
-        progress(f"{len(groups)} plans for {sum(len(g.changes) for g in groups)} settings that change something")
-
         tf = Terraform(temp / "terraform", cli_config_env(emulator.env()))
-        states: dict[tuple[str, str], dict[str, Any]] = {}
         noise: dict[str, list[str]] = {}
-        plans = 0
-
-        def prepare(baseline: Baseline) -> None:
-            nonlocal plans
-            name = base_names[(baseline.stack, baseline.id)]
-            doc, assets = docs[name]
-            first = tf.plan(tf.folder(name, doc, assets), None)
-            plans += 1
-            state = planned_state.fabricate(first, doc, tf.schemas, tf.version)
-            left: list[str] = []
-            for round_ in range(planned_state.ROUNDS):
-                check = tf.plan(tf.folder(f"{name}-r{round_}", doc, assets), state)
-                plans += 1
-                left = planned_state.fold(state, check)
-                if not left:
-                    break
-            if left:
-                noise[f"{baseline.stack} ({baseline.id})"] = left
-            states[(baseline.stack, baseline.id)] = state
-            progress(f"baseline {baseline.stack} ({baseline.id}): planned state of {len(state['resources'])} resources")
-
-        t = time.monotonic()
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(prepare, space.baselines))
-        seconds["baselines"] = time.monotonic() - t
-
         outcomes: list[Outcome] = []
+        plans = 0
+        live = [c for c in space.changes if not touches[c.key].empty]
+        progress(f"planning {len(live)} settings that change something, one module each")
 
-        def plan_group(index_group: tuple[int, Group]) -> list[Outcome]:
+        def plan_stack(stack: str) -> list[Outcome]:
+            """Two plans per stack: the baselines from empty (for their planned state), then the
+            baselines again (must be no-ops) with every change, each a module against its baseline's state."""
             nonlocal plans
-            index, group = index_group
-            name = group_items[index][0]
-            doc, assets = group_docs[name]
-            plan = tf.plan(tf.folder(name, doc, assets), states[(group.baseline.stack, group.baseline.id)])
+            baselines = {base_names[(b.stack, b.id)]: b for b in space.baselines if b.stack == stack}
+            first = tf.plan_modules(f"{stack}-baselines", {n: docs[n] for n in baselines}, {})
+            states = {n: planned_state.fabricate(first.get(n, {}), docs[n][0], tf.schemas, tf.version) for n in baselines}
+            mine = [c for c in live if c.stack == stack]
             plans += 1
-            order = planned_state.dependency_order(doc)
+            for round_ in range(planned_state.ROUNDS):
+                modules = {n: docs[n] for n in baselines}
+                modules.update({change_names[c.key]: docs[change_names[c.key]] for c in mine})
+                module_states = dict(states)
+                module_states.update({change_names[c.key]: states[base_names[(c.stack, c.baseline)]] for c in mine})
+                planned = tf.plan_modules(f"{stack}-r{round_}", modules, module_states)
+                plans += 1
+                unsettled = {n: planned_state.fold(states[n], planned.get(n, {})) for n in baselines}
+                unsettled = {n: left for n, left in unsettled.items() if left}
+                if not unsettled:
+                    break
+            for n, left in unsettled.items():
+                noise[f"{stack} ({baselines[n].id})"] = left
+            progress(f"{stack}: {len(baselines)} baselines, {len(mine)} changes planned")
             result = []
-            for change in group.changes:
+            for change in mine:
+                name = change_names[change.key]
+                doc = docs[name][0]
                 outcome = Outcome(change, touches[change.key])
-                attribute(outcome, plan, doc, order)
+                attribute(outcome, planned.get(name, {}), doc, planned_state.dependency_order(doc))
                 result.append(outcome)
             return result
 
         t = time.monotonic()
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for chunk in pool.map(plan_group, enumerate(groups)):
+            for chunk in pool.map(plan_stack, [spec.name for spec in specs]):
                 outcomes += chunk
         seconds["plans"] = time.monotonic() - t
         # Settings that touched nothing: dead, no plan needed.

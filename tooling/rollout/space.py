@@ -339,6 +339,32 @@ class _Walker:
             self.walk(ProjectSettings, ProjectSettings.model_validate(project), (), id_, settings, project, section="project")
         self.focus = ()
 
+    def retry_in_members(self) -> None:
+        """A setting no value makes valid against the defaults may be valid against a member
+        baseline (``scaler_reserved_concurrency`` needs a ``scaling_target``): try each."""
+        members = [b for b in self.space.baselines if b.stack == self.stack and b.id != "default"]
+        for stuck in [u for u in self.space.unchangeable if u.stack == self.stack and u.baseline == "default"]:
+            path = tuple(stuck.setting.split("."))
+            if path[0] == "project" or any("[" in p or "=" in p for p in path):
+                continue
+            for baseline in members:
+                obj = self.cls.model_validate(baseline.settings)
+                leaf = next(((p, info, cur) for p, info, cur in _leaves(self.cls, obj) if p == path), None)
+                if leaf is None:
+                    continue
+                _, info, current = leaf
+                found = False
+                for value in candidates(info, info.annotation, _dump(current)):
+                    settings = _set(baseline.settings, path, value)
+                    if self.valid(settings, baseline.project):
+                        self.space.changes.append(Change(self.stack, baseline.id, stuck.setting, _dump(current), value,
+                                                         settings, baseline.project))
+                        found = True
+                        break
+                if found:
+                    self.space.unchangeable.remove(stuck)
+                    break
+
     def _in_focus(self, path: tuple[str, ...]) -> bool:
         n = min(len(path), len(self.focus))
         return path[:n] == self.focus[:n]
@@ -433,7 +459,7 @@ class _Walker:
             cleaned = _drop(new_settings if section == "stack" else new_project, here)
             new_settings, new_project = (cleaned, new_project) if section == "stack" else (new_settings, cleaned)
             if self.valid(new_settings, new_project):
-                self.space.changes.append(Change(self.stack, base, dotted, "set", None, new_settings, new_project))
+                self.space.changes.append(Change(self.stack, base, f"{dotted}=unset", "set", None, new_settings, new_project))
 
     def model_list(self, members: list[type[BaseModel]], current: Any, here: tuple[str, ...], dotted: str, base: str,
                    settings: dict, project: dict, section: str) -> None:
@@ -508,4 +534,5 @@ def settings_space(stacks: list[tuple[str, type[Settings]]]) -> Space:
     for name, cls in stacks:
         walker = _Walker(name, cls, space)
         walker.baseline("default", copy.deepcopy(BASELINE_OVERRIDES.get(name, {})), {})
+        walker.retry_in_members()
     return space
