@@ -108,6 +108,19 @@ def test_an_id_that_is_not_in_the_configuration_says_how_to_find_it(tmp_path):
                                         "(`aws elbv2 describe-target-groups --names aiscale-lb-tg`)")
 
 
+def test_every_named_resource_type_of_the_stacks_has_an_import_id_rule(synth):
+    """A named resource is what fails with "already exists": each type needs its import ID."""
+    named = {type_ for name in synth.names() for type_, items in synth.stack(name).doc.get("resource", {}).items()
+             if any({"name", "function_name", "alarm_name", "bucket"} & set(body) for body in items.values())}
+    missing = sorted(named - set(recovery.IMPORT_IDS) - set(recovery.LOOKUP_HINTS) - recovery.UPSERTS)
+    assert missing == [], f"add these to tooling/recovery.py IMPORT_IDS (provider docs, 'Import'): {missing}"
+    unfillable = sorted(t for t in named if t in recovery.IMPORT_IDS and t not in recovery.LOOKUP_HINTS
+                        and t not in recovery.IMPORT_FORMATS and t not in recovery.UPSERTS
+                        and any("${" in str(recovery.IMPORT_IDS[t](body)) for name in synth.names()
+                                for body in synth.stack(name).resources(t).values()))
+    assert unfillable == [], f"these IDs reference other resources: give IMPORT_FORMATS entries: {unfillable}"
+
+
 # --- make apply: what stops it before it applies anything --------------------------------
 
 

@@ -277,6 +277,15 @@ IMPORT_IDS: dict[str, Callable[[dict[str, Any]], str | None]] = {
                                             if b.get("event_bus_name") not in (None, "default") else b.get("name")),
     "aws_cloudwatch_metric_alarm": lambda b: b.get("alarm_name"),
     "aws_autoscaling_group": lambda b: b.get("name"),
+    "aws_autoscaling_policy": lambda b: f"{b.get('autoscaling_group_name')}/{b.get('name')}",
+    "aws_appautoscaling_target": lambda b: f"{b.get('service_namespace')}/{b.get('resource_id')}/{b.get('scalable_dimension')}",
+    "aws_appautoscaling_policy": lambda b: (f"{b.get('service_namespace')}/{b.get('resource_id')}/"
+                                            f"{b.get('scalable_dimension')}/{b.get('name')}"),
+    "aws_iam_instance_profile": lambda b: b.get("name"),
+    "aws_kms_alias": lambda b: b.get("name"),
+    "aws_autoscalingplans_scaling_plan": lambda b: b.get("name"),
+    "aws_lambda_function_event_invoke_config": lambda b: b.get("function_name"),
+    "aws_lambda_provisioned_concurrency_config": lambda b: f"{b.get('function_name')},{b.get('qualifier')}",
     "aws_sagemaker_model": lambda b: b.get("name"),
     "aws_sagemaker_endpoint_configuration": lambda b: b.get("name"),
     "aws_sagemaker_endpoint": lambda b: b.get("name"),
@@ -288,6 +297,15 @@ IMPORT_IDS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "aws_lb_target_group": lambda b: None,  # the target group ARN
     "aws_security_group": lambda b: None,  # the group id sg-...
 }
+#: Types whose create call is a put that overwrites (PutRule, PutMetricAlarm, PutScalingPolicy,
+#: PutScheduledAction, PutBucketPolicy, ...): they never fail with "already exists".
+UPSERTS: frozenset[str] = frozenset({
+    "aws_cloudwatch_event_rule", "aws_cloudwatch_metric_alarm", "aws_autoscaling_policy", "aws_appautoscaling_policy",
+    "aws_appautoscaling_scheduled_action", "aws_iam_role_policy", "aws_lambda_function_event_invoke_config",
+    "aws_lambda_provisioned_concurrency_config", "aws_s3_bucket_policy", "aws_s3_bucket_public_access_block",
+    "aws_s3_bucket_ownership_controls", "aws_s3_bucket_server_side_encryption_configuration",
+    "aws_s3_bucket_lifecycle_configuration",
+})
 #: How to find an ID that is not a name in the configuration.
 LOOKUP_HINTS: dict[str, str] = {
     "aws_iam_policy": "the policy ARN (`aws iam list-policies --scope Local`)",
@@ -298,6 +316,19 @@ LOOKUP_HINTS: dict[str, str] = {
     "aws_lb_target_group": "the target group ARN (`aws elbv2 describe-target-groups --names {name}`)",
     "aws_security_group": "the group id sg-... (`aws ec2 describe-security-groups --filters Name=group-name,Values={name}`)",
     "aws_lambda_event_source_mapping": "the mapping UUID (`aws lambda list-event-source-mappings --function-name {function_name}`)",
+}
+#: Where the configuration does not hold the whole ID (it references another resource), the
+#: provider's format, to fill in from the failed apply's error message or the console.
+IMPORT_FORMATS: dict[str, str] = {
+    "aws_iam_role_policy": "<role name>:<policy name>",
+    "aws_lambda_alias": "<function name>/<alias>",
+    "aws_lambda_permission": "<function name>/<statement id>",
+    "aws_cloudwatch_event_rule": "<bus name>/<rule name> (just <rule name> on the default bus)",
+    "aws_autoscaling_policy": "<group name>/<policy name>",
+    "aws_appautoscaling_target": "<service namespace>/<resource id>/<scalable dimension>",
+    "aws_appautoscaling_policy": "<service namespace>/<resource id>/<scalable dimension>/<policy name>",
+    "aws_lambda_function_event_invoke_config": "<function name>",
+    "aws_lambda_provisioned_concurrency_config": "<function name>,<alias or version>",
 }
 
 _EXISTS = re.compile(r"already exists|AlreadyExists|EntityAlreadyExists|ResourceConflictException|Duplicate", re.IGNORECASE)
@@ -339,12 +370,13 @@ def already_exists(stack: str, stack_dir: Path, output: str, commands: Commands)
             import_id = uuid.group(1) if uuid else None
         elif type_ in IMPORT_IDS:
             found = IMPORT_IDS[type_](body)
-            import_id = found if found and "${" not in found and "None" not in found.split("/") else None
+            import_id = found if found and "${" not in found and "None" not in re.split(r"[/:,]", found) else None
         if import_id:
             command = commands.terraform(stack, stack_dir, ["import", address, import_id])
             how = [command]
         else:
-            hint = LOOKUP_HINTS.get(type_, f"the ID the provider's `{type_}` page gives under \"Import\"")
+            hint = LOOKUP_HINTS.get(type_) or (f"`{IMPORT_FORMATS[type_]}`" if type_ in IMPORT_FORMATS else
+                                               f"the ID the provider's `{type_}` page gives under \"Import\"")
             try:
                 hint = hint.format(name=name or "<name>", function_name=body.get("function_name", "<function>"))
             except (KeyError, IndexError):
