@@ -80,6 +80,7 @@ def test_upgrade_check_plans_a_settings_change_as_an_update_of_the_running_stack
     assert f"against the stacks of the base `HEAD~1` (`{base}`)" in summary
     assert f"Deployed from the base: `{STACK}`." in summary
     assert "Nothing is destroyed or replaced." in summary
+    assert "beyond emulator gaps" not in summary and "Not part of the change" not in summary, "a real change"
     assert f"| {STACK} | 0 | 2 | 0 | 0 |" in summary, summary  # nothing created: the stack was running
     [function_row] = [line for line in summary.splitlines() if line.startswith("| `aws_lambda_function.")]
     assert "| update |" in function_row and "`memory_size`: `512` -> `1024`" in function_row
@@ -130,3 +131,40 @@ def test_replacing_the_output_folder_swaps_it_whole(tmp_path):
     uc.replace_folder(staging, out)
     assert sorted(p.name for p in out.iterdir()) == ["b.md"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plans"]
+
+
+def _plans(tmp_path: Path, plan: dict) -> list:
+    from tooling.plan import StackPlan
+    from tooling.plan_summary import summarize
+
+    (tmp_path / "queue-to-sagemaker.json").write_text(json.dumps(plan))
+    result = StackPlan("queue-to-sagemaker", tmp_path)
+    result.summary = summarize(plan, "queue-to-sagemaker")
+    return [result]
+
+
+NOOP_PLAN = Path(__file__).parent / "data" / "upgrade-noop-queue-to-sagemaker.plan.json"
+
+
+def test_replacements_that_only_the_emulator_causes_are_called_out_as_not_part_of_the_change(tmp_path):
+    """Recorded: the upgrade check of a change that touches no stack (Terraform 1.11.4, moto 5.2.5)."""
+    results = _plans(tmp_path, json.loads(NOOP_PLAN.read_text()))
+    assert [c.address for c in results[0].summary.destructive] == [
+        "aws_sagemaker_endpoint_configuration.queue_to_sagemaker_endpoint_configuration_AC75A196",
+        "aws_sagemaker_model.queue_to_sagemaker_model_85761D1C"]
+    found = uc.gap_only(tmp_path, results)
+    assert found["queue-to-sagemaker"][0] == [c.address for c in results[0].summary.destructive]
+    sentence = uc.gaps_sentence(found, results)
+    assert sentence.startswith("**This change does nothing to the running stacks beyond emulator gaps**")
+    assert "including the replacements of `aws_sagemaker_endpoint_configuration." in sentence
+
+
+def test_a_real_change_is_not_counted_as_an_emulator_gap(tmp_path):
+    plan = json.loads(NOOP_PLAN.read_text())
+    [function] = [c for c in plan["resource_changes"] if c["type"] == "aws_lambda_function"]
+    function["change"]["after"]["memory_size"] = function["change"]["before"]["memory_size"] * 2
+    results = _plans(tmp_path, plan)
+    replaced, updated = uc.gap_only(tmp_path, results)["queue-to-sagemaker"]
+    assert function["address"] not in replaced + updated
+    assert uc.gaps_sentence(uc.gap_only(tmp_path, results), results).startswith(
+        "**Not part of the change**: 4 of the changed resources differ only in")

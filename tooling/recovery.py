@@ -528,7 +528,7 @@ def run_terraform(target: str, stack: str, args: list[str], emulator_dir: Path) 
         print(f"terraform init failed:\n{run.stdout}{run.stderr}", file=sys.stderr)
         return 1
     print(f"$ terraform -chdir={_shown(stack_dir)} {' '.join(shlex.quote(a) for a in args)}", flush=True)
-    return subprocess.run([terraform_binary(), *args], cwd=stack_dir, env=env, stdin=subprocess.DEVNULL).returncode
+    return subprocess.run([terraform_binary(), *args], cwd=stack_dir, env=env).returncode
 
 
 def main(argv: list[str]) -> int:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,7 @@ class Outcome:
     removed_stacks: list[str] = field(default_factory=list)  # in the base, not in this checkout
     failure: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    gap_note: str = ""  # which changed resources differ only by emulator gaps
 
     @property
     def ok(self) -> bool:
@@ -114,6 +116,49 @@ class Outcome:
 
 def _names(items: list[str]) -> str:
     return ", ".join(f"`{s}`" for s in items)
+
+
+_ADDRESS = re.compile(r"^(aws_[a-z0-9_]+\.[A-Za-z0-9_\-]+)")
+
+
+def gap_only(out: Path, results: list[StackPlan]) -> dict[str, tuple[list[str], list[str]]]:
+    """Per stack: (replaced, updated) resources whose every difference is an emulator gap.
+
+    Those rows are not part of the change (a plan against AWS does not show them); in an
+    upgrade check they would otherwise read as if the change replaced running resources."""
+    from tooling.deploy_local import classify_plan
+
+    found = {}
+    for result in results:
+        if result.summary is None:
+            continue
+        plan = json.loads((out / f"{result.stack}.json").read_text())
+        diffs, gaps = classify_plan(plan)
+        real = {m.group(1) for m in map(_ADDRESS.match, diffs) if m}
+        only = {m.group(1) for m in map(_ADDRESS.match, gaps) if m} - real
+        replaced = sorted(c.address for c in result.summary.destructive if c.address in only)
+        updated = sorted(a for a in only if a not in replaced)
+        if replaced or updated:
+            found[result.stack] = (replaced, updated)
+    return found
+
+
+def gaps_sentence(found: dict[str, tuple[list[str], list[str]]], results: list[StackPlan]) -> str:
+    if not found:
+        return ""
+    replaced = [(stack, a) for stack, (r, _) in found.items() for a in r]
+    updated = sum(len(u) for _, u in found.values())
+    changed = sum(len(r.summary.changes) + len(r.summary.outputs) for r in results if r.summary)
+    if len(replaced) + updated >= changed:
+        lead = "**This change does nothing to the running stacks beyond emulator gaps**: every row below comes from"
+    else:
+        lead = f"**Not part of the change**: {len(replaced) + updated} of the changed resources differ only in"
+    text = (f"{lead} attributes moto reads back differently from AWS (listed under **Emulator gaps** at the end; "
+            "a plan against AWS does not show them)")
+    if replaced:
+        text += (", including the replacement" + ("s" if len(replaced) > 1 else "") + " of "
+                 + ", ".join(f"`{a}` (`{stack}`)" for stack, a in replaced))
+    return text + "."
 
 
 def note(outcome: Outcome, gaps: bool) -> str:
@@ -131,6 +176,8 @@ def note(outcome: Outcome, gaps: bool) -> str:
     if gaps:
         text += (" Rows that come from what the emulator reads back, not from the change, are listed under "
                  "**Emulator gaps** at the end.")
+    if outcome.gap_note:
+        text += "\n\n" + outcome.gap_note
     return text
 
 
@@ -193,6 +240,7 @@ def run_check(outcome: Outcome, out: Path, stacks: list[str] | None, settings: P
         except SystemExit as exc:  # plan_on_emulator exits on a failed synthesis
             raise UpgradeCheckError(f"this checkout could not be planned: {exc}") from None
         outcome.seconds["plan"] = time.monotonic() - t
+        outcome.gap_note = gaps_sentence(gap_only(out, outcome.results), outcome.results)
     finally:
         emu.stop(emulator_dir)
         outcome.seconds["total"] = time.monotonic() - started
