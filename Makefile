@@ -15,7 +15,7 @@ PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
 NPM ?= npm
 
-.PHONY: help install synth validate test check-settings clean docs deploy-local destroy-local bench plan apply security simulate unit upgrade-check unlock terraform
+.PHONY: help install synth validate test check-settings clean docs deploy-local destroy-local bench plan apply security simulate unit preflight upgrade-check unlock terraform
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -62,7 +62,10 @@ deploy-local: install ## apply every stack on a local AWS emulator (moto, 127.0.
 destroy-local: install ## destroy every stack on the local emulator, then stop it
 	$(RUN) python -m tooling.deploy_local destroy
 
-plan: install ## terraform plan per stack -> plans/*.json, *.md, summary.md (TARGET=emulator (default) or aws; PLAN_ARGS="--stack NAME ...")
+preflight: install ## read-only checks against the AWS account before apply: placeholder image, Lambda concurrency, EC2/SageMaker quotas (PREFLIGHT_ARGS="--stack NAME --strict")
+	$(RUN) python -m tooling.preflight $(PREFLIGHT_ARGS)
+
+plan: install ## terraform plan per stack -> plans/*.json, *.md, summary.md (TARGET=emulator (default) or aws, which runs the preflight first; PLAN_ARGS="--stack NAME ...")
 	$(RUN) python -m tooling.plan $(if $(TARGET),--target $(TARGET)) $(PLAN_ARGS)
 
 apply: install ## apply the saved plans in plans/ made by `make plan TARGET=aws` (CI: behind the protected environment)

@@ -22,6 +22,7 @@ class StackRequest:
     spec: StackSpec
     name: str  # stack name; equals spec.name except for test variants
     settings: Settings
+    project: ProjectSettings | None = None  # this stack's own project settings (tooling variants); None = the app's
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def synthesize(project: ProjectSettings, requests: Iterable[StackRequest], outdi
     try:
         app = App(outdir=str(staging), context=dict(APP_CONTEXT))
         for request in requests:
-            request.spec.load_stack_class()(app, request.name, project, request.settings)
+            request.spec.load_stack_class()(app, request.name, request.project or project, request.settings)
         app.synth()
         if outdir.exists():
             shutil.rmtree(outdir)

@@ -17,7 +17,7 @@ from modules.core.versions import LAMBDA_PYTHON_RUNTIME
 NO_RESOURCE_LEVEL = {
     "xray:PutTraceSegments", "xray:PutTelemetryRecords",
     "cloudwatch:PutMetricData",  # always with a cloudwatch:namespace condition
-    "cloudwatch:GetMetricStatistics",
+    "cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData",
     "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities",
     "ecr:GetAuthorizationToken",
 }

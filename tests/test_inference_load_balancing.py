@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 
@@ -76,11 +77,25 @@ def test_load_balancer_and_fleet_talk_only_to_each_other_on_the_target_port(defa
 
 def test_target_group_is_http_80_with_the_reference_health_check(default):
     group = default.one("aws_lb_target_group")
-    assert (group["name"], group["port"], group["protocol"], group["target_type"]) == ("aiscale-infer-tg", 80, "HTTP", "instance")
+    assert (group["port"], group["protocol"], group["target_type"]) == (80, "HTTP", "instance")
     assert group["vpc_id"] == default.ref("aws_vpc", "id")
     check = group["health_check"]
     assert {k: check[k] for k in ("path", "healthy_threshold", "unhealthy_threshold", "timeout", "interval", "matcher")} == {
         "path": "/", "healthy_threshold": 2, "unhealthy_threshold": 2, "timeout": 3, "interval": 30, "matcher": "200"}
+
+
+def test_target_group_is_replaced_create_before_destroy_under_a_name_that_changes_with_port_and_vpc(default, https):
+    group, other = default.one("aws_lb_target_group"), https.one("aws_lb_target_group")
+    assert group["lifecycle"] == {"create_before_destroy": True}
+    assert re.fullmatch(r"aiscale-infer-tg-[0-9a-f]{8}", group["name"]) and len(group["name"]) <= 32
+    assert other["name"] != group["name"]  # port 8080 in an existing VPC: a group that can coexist
+
+
+def test_a_launch_template_change_rolls_through_the_fleet_new_instances_first(default):
+    refresh = default.one("aws_autoscaling_group")["instance_refresh"]
+    assert refresh == {"strategy": "Rolling", "preferences": {
+        "min_healthy_percentage": 100, "max_healthy_percentage": 200, "auto_rollback": True, "skip_matching": True,
+        "scale_in_protected_instances": "Ignore", "standby_instances": "Ignore"}}
 
 
 def test_inference_traffic_goes_to_the_least_busy_target_and_in_flight_requests_may_finish(default):

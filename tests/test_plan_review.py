@@ -7,7 +7,8 @@ does (emulator, S3 backend on it, ``project.emulator = true``); then ``tooling.p
 * the rule moves back to the default bus: the bus is destroyed, and the rule, its target and
   the invoke permission (whose source ARN changes) are replaced;
 * ``max_retry_attempts`` 2 -> 5, ``memory_mb`` 256 -> 512, ``scaling.max_capacity`` 4 -> 8:
-  updates, the last one a scaling setting in plain words.
+  updates, the last one a scaling setting in plain words (of the scaler, which exists with a
+  ``scaling_target``; its schedule rule is on the default bus and stays).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import pytest
 pytestmark = pytest.mark.emulator
 
 STACK = "llm-request-scaling"
-BASE = {"event_bus_name": "inference", "create_event_bus": True}
-CHANGED = {"max_retry_attempts": 5, "memory_mb": 512, "scaling": {"max_capacity": 8}}
+TARGET = {"type": "autoscaling_group", "name": "llm-workers"}
+BASE = {"event_bus_name": "inference", "create_event_bus": True, "scaling_target": TARGET}
+CHANGED = {"max_retry_attempts": 5, "memory_mb": 512, "scaling": {"max_capacity": 8}, "scaling_target": TARGET}
 
 
 def _settings_file(path: Path, section: dict) -> Path:
@@ -96,15 +98,17 @@ def test_destroyed_and_replaced_resources_lead_in_bold(stack_md):
 
 
 def test_counts_follow_the_warning_and_precede_the_table(stack_md):
-    assert "\nPlan: 3 to add, 2 to change, 4 to destroy.\n" in stack_md
+    assert "\nPlan: 3 to add, 3 to change, 4 to destroy.\n" in stack_md
     assert stack_md.index("will be destroyed or replaced") < stack_md.index("Plan: 3 to add") < stack_md.index("| address |")
 
 
 def test_table_shows_each_changed_attribute_old_to_new(stack_md):
-    function = row(stack_md, "aws_lambda_function.")
+    function = row(stack_md, "aws_lambda_function.llm_request_scaling_controller_function_")
     assert "| aws_lambda_function | update |" in function
     assert '`memory_size`: `256` -> `512`' in function
-    assert '`environment.0.variables.MAX_CAPACITY`: `"4"` -> `"8"`' in function
+    scaler = row(stack_md, "aws_lambda_function.llm_request_scaling_scaler_function_")
+    assert '`environment.0.variables.MAX_CAPACITY`: `"4"` -> `"8"`' in scaler
+    assert '`environment.0.variables.EVENT_BUS_NAME`: `"inference"` -> (none)' in scaler  # MatchedEvents of a default-bus rule
     target = row(stack_md, "aws_cloudwatch_event_target.")
     assert "| **replace (destroy, then create)** |" in target
     assert '`event_bus_name`: `"inference"` -> `"default"` **(forces replacement)**' in target
@@ -124,7 +128,7 @@ def test_unchanged_resources_are_not_listed(stack_md):
 
 def test_scaling_settings_in_plain_words(stack_md):
     scaling = stack_md.split("**Scaling settings that change:**", 1)[1]
-    assert re.search(r"- Lambda function `aws_lambda_function\.llm_request_scaling_controller_function_\w+`: "
+    assert re.search(r"- Lambda function `aws_lambda_function\.llm_request_scaling_scaler_function_\w+`: "
                      r"controller's highest capacity: 4 -> 8\n", scaling)
     assert "memory" not in scaling  # memory is not a scaling setting
 
@@ -133,8 +137,8 @@ def test_combined_summary_leads_with_destruction_across_stacks(summary_md, stack
     head = summary_md.split("| stack |", 1)[0]
     assert "Planned on the local emulator" in head and f"`{STACK}`" in head  # deployed stack named
     assert re.search(rf"- stack `{STACK}`: \*\*destroy `aws_cloudwatch_event_bus\.", head)
-    assert "Plan: 3 to add, 2 to change, 4 to destroy in 1 stack." in head
-    assert f"| {STACK} | 3 | 2 | 4 | 1 |" in summary_md
+    assert "Plan: 3 to add, 3 to change, 4 to destroy in 1 stack." in head
+    assert f"| {STACK} | 3 | 3 | 4 | 1 |" in summary_md
     own_section = stack_md.split("\n", 1)[1].split("\n## Emulator gaps")[0]  # gaps are listed once, at the end
     assert own_section in summary_md  # the stack's own section follows
 

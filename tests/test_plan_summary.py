@@ -245,3 +245,41 @@ def test_command_line_writes_per_stack_files_and_summary(tmp_path, capsys):
 def test_action_words(actions, word):
     assert f"| {word}" in md(rc("aws_sqs_queue.q", actions, {"name": "a"} if actions != ["create"] else None,
                                 {"name": "b"} if actions != ["forget"] else None))
+
+
+# --- what running resources will do (tooling/runtime_effects.py) --------------------------
+
+
+def _group(version_after, refresh):
+    after = {"launch_template": [{"id": "lt-1", "version": version_after}],
+             "instance_refresh": [{"strategy": "Rolling", "preferences": [{"min_healthy_percentage": 100,
+                                                                           "max_healthy_percentage": 200}]}] if refresh else []}
+    return rc("aws_autoscaling_group.workers", ["update"], {"launch_template": [{"id": "lt-1", "version": "3"}],
+                                                              "instance_refresh": after["instance_refresh"]},
+              after, after_unknown={"launch_template": [{"version": version_after is None}]})
+
+
+def test_a_launch_template_change_says_the_instance_refresh_replaces_running_instances():
+    text = md(_group(None, refresh=True))
+    assert ("- **`aws_autoscaling_group.workers`** (rolling): an instance refresh replaces the running instances "
+            "(in service >= 100%, at most 200% of desired capacity)") in text
+    assert text.index("What running resources will do") < text.index("Plan:")
+
+
+def test_without_an_instance_refresh_the_summary_says_running_instances_keep_the_old_template():
+    text = md(_group(None, refresh=False))
+    assert "- `aws_autoscaling_group.workers` (none): running instances keep the old launch template" in text
+
+
+def test_a_group_update_that_leaves_the_launch_template_alone_says_nothing_about_instances():
+    change = rc("aws_autoscaling_group.workers", ["update"], {"max_size": 4, "launch_template": [{"version": "3"}]},
+                {"max_size": 8, "launch_template": [{"version": "3"}]})
+    assert "What running resources will do" not in md(change)
+
+
+def test_an_endpoint_moving_to_a_new_configuration_is_a_blue_green_update():
+    change = rc("aws_sagemaker_endpoint.e", ["update"], {"endpoint_config_name": "c-1"}, {"endpoint_config_name": "c-2"})
+    text = md(change)
+    assert "- **`aws_sagemaker_endpoint.e`** (rolling): SageMaker updates the endpoint blue/green" in text
+    combined = render_combined([summarize(plan(change), "q2sm")])
+    assert "- stack `q2sm`: **`aws_sagemaker_endpoint.e`** (rolling)" in combined

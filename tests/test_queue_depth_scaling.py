@@ -204,6 +204,13 @@ def test_user_data_installs_the_worker_code_from_functions_and_runs_it_as_a_serv
     assert "systemctl enable --now queue-worker.service" in script
 
 
+def test_stopping_the_worker_service_signals_the_worker_only_so_the_job_in_hand_finishes(default):
+    unit = user_data_script(default).split("<<'UNIT'\n", 1)[1].split("\nUNIT\n", 1)[0]
+    settings = [line for line in unit.splitlines() if not line.startswith("#")]
+    assert "KillMode=mixed" in settings  # SIGTERM to the worker, not the job's subprocess; SIGKILL only after:
+    assert "TimeoutStopSec=630" in settings
+
+
 def test_worker_config_names_the_queue_the_group_and_the_job_timing(default):
     assert embedded_config(user_data_script(default)) == {
         "queue_url": "https://sqs.example/queue", "group_name": "aiscale-queue-workers", "region": "us-east-1",

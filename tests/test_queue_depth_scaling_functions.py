@@ -160,15 +160,15 @@ def test_worker_processes_a_job_then_deletes_it(queues, group):
     assert count(sqs, url) == 0
 
 
-def test_worker_is_protected_from_scale_in_while_busy_and_released_when_idle(queues, group):
+def test_worker_is_protected_from_scale_in_while_busy_and_released_after_the_job(queues, group):
     sqs, url, _ = queues
     autoscaling, (me, _) = group
     during = []
     worker = make_worker(sqs, url, autoscaling, me,
                          process=lambda job: during.append(protected(autoscaling, me)) or worker_code.Outcome(True, "ok"))
     send_job(sqs, url)
-    worker.poll_once()
-    assert during == [True] and protected(autoscaling, me) is True
+    assert worker.poll_once() == "done"
+    assert during == [True] and protected(autoscaling, me) is False
     assert worker.poll_once() == "idle"
     assert protected(autoscaling, me) is False
 
@@ -195,6 +195,7 @@ def test_worker_chosen_for_scale_in_before_protecting_itself_releases_the_job_an
     sqs, url, _ = queues
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     stubber = Stubber(autoscaling)
+    stubber.add_response("set_instance_protection", {})  # the clear before the receive
     stubber.add_client_error("set_instance_protection", service_error_code="ValidationError", http_status_code=400,
                              service_message="The instance i-0abc is not in InService or EnteringStandby or Standby.")
     processed = []
@@ -207,16 +208,55 @@ def test_worker_chosen_for_scale_in_before_protecting_itself_releases_the_job_an
     assert json.loads(message["Body"])["job_id"] == "job-1"
 
 
-def test_other_protection_errors_are_not_mistaken_for_scale_in(queues):
+def stub_protection(stubber, *results):
+    """Queue SetInstanceProtection answers: "ok" or an error code."""
+    for result in results:
+        if result == "ok":
+            stubber.add_response("set_instance_protection", {})
+        else:
+            stubber.add_client_error("set_instance_protection", service_error_code=result, http_status_code=400,
+                                     service_message=f"{result} happened")
+
+
+@pytest.mark.parametrize("code", ["Throttling", "AccessDenied"])
+def test_a_failed_protection_call_releases_the_message_at_once_without_running_it(queues, code):
     sqs, url, _ = queues
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     stubber = Stubber(autoscaling)
-    stubber.add_client_error("set_instance_protection", service_error_code="AccessDenied", http_status_code=403)
-    worker = make_worker(sqs, url, autoscaling, "i-0abc", process=lambda job: worker_code.Outcome(True, "ok"))
+    stub_protection(stubber, "ok", code)  # the clear before the receive, then the failed protect
+    processed = []
+    worker = make_worker(sqs, url, autoscaling, "i-0abc", process=lambda job: processed.append(job))
     send_job(sqs, url)
-    with stubber, pytest.raises(Exception, match="AccessDenied"):
-        worker.poll_once()
-    assert not worker.stop.is_set()
+    with stubber:
+        assert worker.poll_once() == "unprotected"
+    assert processed == [] and not worker.stop.is_set()  # not mistaken for scale-in
+    (message,) = visible(sqs, url)  # visible again at once, not after the 660 s visibility timeout
+    assert json.loads(message["Body"])["job_id"] == "job-1"
+
+
+def test_the_worker_backs_off_after_a_failed_protection_call_and_longer_when_it_fails_again(queues):
+    sqs, _, _ = queues
+    # Each release still counts a receive (SQS counts receives, not jobs): a queue without the
+    # fixture's maxReceiveCount of 2, so the third receive is not the dead-letter queue's.
+    url = sqs.create_queue(QueueName="jobs-roomy", Attributes={"VisibilityTimeout": "660"})["QueueUrl"]
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    stubber = Stubber(autoscaling)
+    # clear, protect (throttled), clear again (state unknown after a failure), protect (throttled),
+    # clear, protect, clear after the job
+    stub_protection(stubber, "ok", "Throttling", "ok", "Throttling", "ok", "ok", "ok")
+    waits, done = [], []
+    worker = make_worker(sqs, url, autoscaling, "i-0abc", process=lambda job: done.append(job) or worker_code.Outcome(True, "ok"))
+    worker.wait = waits.append
+    send_job(sqs, url)
+    with stubber:
+        worker.run(error_backoff_seconds=0, max_polls=3)
+        stubber.assert_no_pending_responses()
+    assert len(waits) == 2  # one backoff per failed protection, none after the job that ran
+    first, second = waits
+    assert 0.5 * worker_code.PROTECTION_BACKOFF_SECONDS <= first <= worker_code.PROTECTION_BACKOFF_SECONDS
+    assert first < second <= 2 * worker_code.PROTECTION_BACKOFF_SECONDS
+    assert len(done) == 1 and count(sqs, url) == 0  # the third receive got it and finished it
+    assert worker.protection_failures == 0
 
 
 def test_a_failed_job_is_retried_then_moved_to_the_dead_letter_queue(queues, group):
@@ -277,6 +317,42 @@ def test_after_sigterm_a_received_job_is_released_not_processed(queues, group):
     assert len(visible(sqs, url)) == 1
 
 
+def test_protection_is_cleared_between_jobs_even_when_the_queue_never_runs_dry(queues, group):
+    sqs, url, _ = queues
+    autoscaling, (me, _) = group
+    during, calls = [], []
+    autoscaling.meta.events.register("before-parameter-build.auto-scaling.SetInstanceProtection",
+                                     lambda params, **_: calls.append(params["ProtectedFromScaleIn"]))
+
+    def process(job):
+        during.append(protected(autoscaling, me))
+        return worker_code.Outcome(True, "ok")
+
+    worker = make_worker(sqs, url, autoscaling, me, process=process)
+    for n in range(3):
+        send_job(sqs, url, f"job-{n}")
+    assert worker.poll_once() == "done"
+    calls.clear()  # from here on: steady state, a busy queue
+    assert worker.poll_once() == "done"
+    assert protected(autoscaling, me) is False  # between jobs: a scale-in or refresh may take it now
+    assert worker.poll_once() == "done"
+    assert during == [True, True, True]  # never during a job
+    assert calls == [True, False, True, False]  # the API cost: two SetInstanceProtection calls per job
+
+
+def test_an_instance_refresh_or_scale_in_between_jobs_takes_the_idle_worker_not_a_busy_one(queues, group):
+    sqs, url, _ = queues
+    autoscaling, (me, other) = group
+    between = make_worker(sqs, url, autoscaling, me, process=lambda job: worker_code.Outcome(True, "ok"))
+    send_job(sqs, url, "job-1")
+    send_job(sqs, url, "job-2")
+    assert between.poll_once() == "done"  # finished a job; job-2 waits, but this worker is unprotected now
+    # the other instance's worker is in the middle of a job:
+    autoscaling.set_instance_protection(AutoScalingGroupName=GROUP, InstanceIds=[other], ProtectedFromScaleIn=True)
+    autoscaling.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=1)
+    assert instances(autoscaling) == [other]
+
+
 def test_a_protection_left_by_a_crashed_worker_is_cleared_on_the_first_idle_poll(queues, group):
     sqs, url, _ = queues
     autoscaling, (me, _) = group
@@ -305,6 +381,35 @@ def test_run_keeps_polling_through_errors_and_clears_protection_when_stopped(que
     send_job(sqs, url)
     worker.run(error_backoff_seconds=0, max_polls=3)
     assert len(calls) == 3 and count(sqs, url) == 0
+    assert protected(autoscaling, me) is False
+
+
+def test_sigterm_during_a_job_lets_the_job_finish_then_deletes_its_message_and_stops(queues, group, tmp_path):
+    # systemd's KillMode=mixed sends SIGTERM to the worker process only: here, to this process,
+    # while the job runs in its own subprocess, as on the instance.
+    import os
+    import signal
+    import threading
+
+    sqs, url, _ = queues
+    autoscaling, (me, _) = group
+    finished = tmp_path / "finished"
+    job = [sys.executable, "-c", f"import time; time.sleep(1.0); open({str(finished)!r}, 'w').write('done')"]
+    worker = make_worker(sqs, url, autoscaling, me, command=job)
+    send_job(sqs, url)
+    send_job(sqs, url, "job-2")  # must not be started after the signal
+    previous = signal.signal(signal.SIGTERM, worker_code.stop_on_sigterm(worker))
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        worker.run(error_backoff_seconds=0, max_polls=5)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert worker.stop.is_set()
+    assert finished.read_text() == "done"  # the job in hand was not killed
+    (left,) = visible(sqs, url)  # job-1 was deleted; job-2 is still queued, for another worker
+    assert json.loads(left["Body"])["job_id"] == "job-2"
     assert protected(autoscaling, me) is False
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -69,7 +70,7 @@ def test_request_queue_has_the_reference_attributes_encryption_and_a_dead_letter
     dlq_address, dlq = queue(default, "requests-dlq")
     assert dlq["sqs_managed_sse_enabled"] is True
     assert json.loads(body["redrive_policy"]) == {"deadLetterTargetArn": ref(dlq_address, "arn"), "maxReceiveCount": 5}
-    assert body["visibility_timeout_seconds"] == 180  # 6x the function timeout
+    assert body["visibility_timeout_seconds"] == 420  # 6x the function timeout (AWS's recommendation)
 
 
 def test_event_source_mapping_reports_partial_batches_with_bounded_concurrency(default):
@@ -84,13 +85,22 @@ def test_event_source_mapping_reports_partial_batches_with_bounded_concurrency(d
 
 def test_function_defaults_and_environment_are_wired_to_the_endpoint_and_queues(default):
     function = default.one("aws_lambda_function")
-    assert (function["timeout"], function["memory_size"], function["runtime"]) == (30, 512, "python3.12")
+    assert (function["timeout"], function["memory_size"], function["runtime"]) == (70, 512, "python3.12")
     env = function["environment"]["variables"]
     assert env["SAGEMAKER_ENDPOINT_NAME"] == default.ref("aws_sagemaker_endpoint", "name")
     assert env["DEAD_LETTER_QUEUE_URL"] == ref(queue(default, "requests-dlq")[0], "url")
     assert env["RESULTS_DESTINATION"] == "queue"
     assert env["RESULTS_QUEUE_URL"] == ref(queue(default, "results")[0], "url")
     assert (env["CONTENT_TYPE"], env["ACCEPT"]) == ("application/json", "application/json")
+    assert env["INVOCATION_TIMEOUT_SECONDS"] == "60"  # SageMaker real-time's limit; the 70 s timeout holds one plus 10 s
+
+
+def test_invocation_timeout_and_derived_visibility_timeout_follow_settings(existing, custom):
+    assert existing.one("aws_lambda_function")["environment"]["variables"]["INVOCATION_TIMEOUT_SECONDS"] == "45"
+    function = custom.one("aws_lambda_function")
+    assert (function["timeout"], function["environment"]["variables"]["INVOCATION_TIMEOUT_SECONDS"]) == (40, "20")
+    assert queue(custom, "requests")[1]["visibility_timeout_seconds"] == 6 * 40 + 2  # unset: 6x timeout + batching window
+    assert queue(existing, "requests")[1]["visibility_timeout_seconds"] == 360  # set: as given
 
 
 def test_results_queue_is_encrypted_with_its_own_dead_letter_queue(default):
@@ -134,7 +144,8 @@ def test_no_wildcard_resource_except_ecr_login_and_namespaced_metrics(default, e
 
 def test_model_endpoint_configuration_and_endpoint_are_chained(default):
     model = default.one("aws_sagemaker_model")
-    assert model["primary_container"] == {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest"}
+    assert model["primary_container"] == {"image": "${local." + next(iter(default.doc["locals"])) + "}"}
+    assert list(default.doc["locals"].values()) == ["123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest"]
     assert model["execution_role_arn"] == ref(_address_of_role(default, "model-role"), "arn")
     (variant,) = default.one("aws_sagemaker_endpoint_configuration")["production_variants"]
     assert variant == {"variant_name": "AllTraffic", "model_name": default.ref("aws_sagemaker_model", "name"),
@@ -142,6 +153,52 @@ def test_model_endpoint_configuration_and_endpoint_are_chained(default):
     assert "kms_key_arn" not in default.one("aws_sagemaker_endpoint_configuration")
     endpoint = default.one("aws_sagemaker_endpoint")
     assert endpoint["endpoint_config_name"] == default.ref("aws_sagemaker_endpoint_configuration", "name")
+
+
+def test_model_and_configuration_names_change_with_their_content_so_replacements_can_coexist(default, custom):
+    for stack in (default, custom):
+        model, config = stack.one("aws_sagemaker_model"), stack.one("aws_sagemaker_endpoint_configuration")
+        assert re.fullmatch(r"aiscale-q2sm-model-[0-9a-f]{8}", model["name"]), model["name"]
+        assert re.fullmatch(r"aiscale-q2sm-endpoint-config-[0-9a-f]{8}", config["name"]), config["name"]
+        assert model["lifecycle"]["create_before_destroy"] is True
+        assert config["lifecycle"] == {"create_before_destroy": True}
+    # Another image, environment and instance type: other names (a model change reaches the endpoint).
+    assert default.one("aws_sagemaker_model")["name"] != custom.one("aws_sagemaker_model")["name"]
+    assert default.one("aws_sagemaker_endpoint_configuration")["name"] != custom.one("aws_sagemaker_endpoint_configuration")["name"]
+    # The endpoint itself keeps its name: it is updated in place to the new configuration.
+    assert default.one("aws_sagemaker_endpoint")["name"] == custom.one("aws_sagemaker_endpoint")["name"] == "aiscale-q2sm-endpoint"
+
+
+def test_the_names_hash_exactly_what_forces_a_replacement():
+    from modules.core.naming import content_hash
+
+    container = {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest", "model_data_url": None,
+                 "environment": {}, "execution_role": "aiscale-q2sm-model-role"}
+    assert content_hash(container) == content_hash(dict(reversed(list(container.items()))))  # order does not matter
+    assert content_hash(container) != content_hash({**container, "environment": {"A": "1"}})
+
+
+def test_a_placeholder_image_stops_a_plan_against_aws_with_one_line(default, emulated):
+    (check,) = default.one("aws_sagemaker_model")["lifecycle"]["precondition"]
+    local = next(iter(default.doc["locals"]))
+    assert check["condition"] == '${local.%s != "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest"}' % local
+    assert check["error_message"] == ("queue-to-sagemaker: endpoint.image_uri is the placeholder "
+                                      "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest; "
+                                      "set [queue-to-sagemaker] endpoint.image_uri to your model image in ECR")
+    assert "precondition" not in emulated.one("aws_sagemaker_model")["lifecycle"]  # the emulator pulls no image
+
+
+def test_an_image_of_your_own_has_no_precondition(custom):
+    model = custom.one("aws_sagemaker_model")
+    assert "precondition" not in model["lifecycle"] and "locals" not in custom.doc
+    assert model["primary_container"]["image"].startswith("111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/llm-server@sha256:")
+
+
+def test_scaling_is_deregistered_around_an_instance_type_change(default):
+    config = default.address("aws_sagemaker_endpoint_configuration")
+    target = default.one(TARGET)
+    assert target["lifecycle"] == {"replace_triggered_by": [f"{config}.production_variants[0].instance_type"]}
+    assert default.one("aws_appautoscaling_policy")["lifecycle"] == {"replace_triggered_by": [default.address(TARGET) + ".id"]}
 
 
 def _address_of_role(stack, name_suffix):
@@ -264,9 +321,18 @@ def test_autoscaling_can_be_turned_off(custom):
 # --- settings errors -------------------------------------------------------------------------
 
 
+def test_a_shorter_invocation_timeout_allows_a_shorter_function_timeout():
+    s = load_config(data={STACK: {"invocation_timeout_seconds": 20, "timeout_seconds": 30}}).stacks[STACK]
+    assert (s.timeout_seconds, s.visibility_timeout_seconds) == (30, 180)
+
+
 @pytest.mark.parametrize("section, expected", [
-    ({"timeout_seconds": 300},
+    ({"timeout_seconds": 300, "queue": {"visibility_timeout_seconds": 180}},
      "queue.visibility_timeout_seconds must be >= timeout_seconds, or messages are received again while still being processed (given visibility_timeout_seconds=180, timeout_seconds=300)"),
+    ({"timeout_seconds": 30},
+     "timeout_seconds must be >= invocation_timeout_seconds + 10, so one full inference, its result write and the batch response fit in one invocation (given timeout_seconds=30, invocation_timeout_seconds=60)"),
+    ({"invocation_timeout_seconds": 90, "timeout_seconds": 120}, "invocation_timeout_seconds: Input should be less than or equal to 60 (given 90)"),
+    ({"invocation_timeout_seconds": 0}, "invocation_timeout_seconds: Input should be greater than or equal to 1 (given 0)"),
     ({"batch_size": 100}, "batch_size above 10 needs max_batching_window_seconds >= 1 (given batch_size=100, max_batching_window_seconds=0)"),
     ({"max_concurrency": 1}, "max_concurrency: Input should be greater than or equal to 2 (given 1)"),
     ({"queue": {"max_message_size": 300000}}, "queue.max_message_size: Input should be less than or equal to 262144 (given 300000)"),

@@ -153,12 +153,21 @@ def test_warm_up_delays_service_of_added_capacity():
     assert timeline.series("backlog") == [20, 40, 60, 70, 80, 90]
 
 
-def test_llm_controller_reuses_the_lambda_decision_and_does_not_scale_without_requests():
+def test_llm_scaler_reuses_the_lambda_decision_and_scales_in_after_traffic_stops():
     scenario = scenario_for("llm-request-scaling", settings("llm-request-scaling", {}))  # 60/instance, window 5, cooldown 300 s
     timeline = scenario.run(trace([120] * 10 + [0] * 20))
     # Rate = sum of the last 5 minutes / 5: 24, 48, 72 -> ceil(72 / 60) = 2 at the end of minute 2.
-    # With no request there is no event, so the controller never runs and never scales in.
-    assert desired(timeline) == [1, 1, 1] + [2] * 27
+    # The schedule runs the scaler every minute, requests or not: after traffic stops (minute 10)
+    # the window empties, 96, 72, 48 -> 1 at the end of minute 12 (600 s after the scale-out > 300 s).
+    assert desired(timeline) == [1, 1, 1] + [2] * 10 + [1] * 17
+
+
+def test_llm_scaler_is_back_at_the_minimum_after_the_shipped_stop_trace_goes_quiet():
+    scenario = scenario_for("llm-request-scaling", settings("llm-request-scaling", {}))
+    d = desired(scenario.run(read_trace(ROOT / "traces" / "stop.csv")))  # 120 a minute for an hour, then nothing
+    assert d[59] > 1  # scaled out while requests arrived
+    # Window (5 min) + cooldown (300 s) after the last request, the scaler is at the minimum and stays there.
+    assert d[70:] == [1] * (len(d) - 70)
 
 
 def test_queue_wait_is_the_fifo_time_to_work_off_the_backlog():

@@ -320,10 +320,10 @@ def stack_check(stack: str) -> Callable[[StackCheck], StackCheck]:
 
 @stack_check("llm-request-scaling")
 def check_llm_request_scaling(ctx: CheckContext) -> None:
-    """Rule (with its pattern) -> target -> controller function; DLQ on the target; invoke permission."""
-    events, lam, sqs = ctx.client("events"), ctx.client("lambda"), ctx.client("sqs")
-    _, rule_body, _ = ctx.one("aws_cloudwatch_event_rule")
-    _, function_body, _ = ctx.one("aws_lambda_function")
+    """Request rule (with its pattern) -> request function; DLQ on the target; invoke permission. With a
+    scaling target: schedule rule -> scaler, ticks without retries, and the scaler the only writer."""
+    events, lam, sqs, iam = ctx.client("events"), ctx.client("lambda"), ctx.client("sqs"), ctx.client("iam")
+    rule_body = next(body for body in ctx.configured("aws_cloudwatch_event_rule").values() if "event_pattern" in body)
     bus = ctx.resolve(rule_body.get("event_bus_name")) or "default"
 
     rule = events.describe_rule(Name=ctx.outputs["event_rule_name"], EventBusName=bus)
@@ -331,28 +331,74 @@ def check_llm_request_scaling(ctx: CheckContext) -> None:
     ctx.equal("rule matches the configured event pattern", _json(rule.get("EventPattern")), _json(rule_body["event_pattern"]))
 
     function = lam.get_function(FunctionName=ctx.outputs["lambda_function_name"])["Configuration"]
-    ctx.equal("function runtime", function["Runtime"], "python3.12")
-    ctx.check("function environment names the metric namespace",
-              function.get("Environment", {}).get("Variables", {}).get("METRIC_NAMESPACE")
-              == _block(function_body.get("environment"))["variables"]["METRIC_NAMESPACE"],
-              f"environment is {function.get('Environment')}")
+    ctx.equal("request function runtime", function["Runtime"], "python3.12")
+    ctx.equal("request function runs the request path", function["Handler"], "handler.handler")
+    ctx.equal("request function environment is only the metric namespace",
+              sorted(function.get("Environment", {}).get("Variables", {})), ["METRIC_NAMESPACE"])
 
     targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
-    ctx.equal("rule has exactly one target, the controller function", [t["Arn"] for t in targets], [function["FunctionArn"]])
+    ctx.equal("rule has exactly one target, the request function", [t["Arn"] for t in targets], [function["FunctionArn"]])
 
     dlq_url = ctx.outputs["dead_letter_queue_url"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     ctx.equal("the target's dead-letter queue is the stack's DLQ",
               targets[0].get("DeadLetterConfig", {}).get("Arn") if targets else None, dlq_arn)
 
-    policy = json.loads(lam.get_policy(FunctionName=function["FunctionName"])["Policy"])
-    sources = [s.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") for s in policy["Statement"]
-               if s.get("Principal", {}).get("Service") == "events.amazonaws.com"]
-    ctx.equal("EventBridge may invoke the function only from this rule", sources, [rule["Arn"]])
+    ctx.equal("EventBridge may invoke the request function only from this rule",
+              _event_sources(lam, function["FunctionName"]), [rule["Arn"]])
 
     invoke = lam.get_function_event_invoke_config(FunctionName=function["FunctionName"])
     ctx.equal("failed async invocations go to the DLQ",
               invoke.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"), dlq_arn)
+
+    writes = ("autoscaling:SetDesiredCapacity", "sagemaker:UpdateEndpointWeightsAndCapacities")
+    ctx.equal("the request function's role may not change capacity or call CloudWatch",
+              [a for a in _role_actions(iam, function["Role"]) if a in writes or a.startswith("cloudwatch:")], [])
+
+    scaler_name = ctx.outputs.get("scaler_function_name")
+    if scaler_name is None:
+        ctx.check("metrics only (no scaling_target): no schedule, no scaler",
+                  "schedule_rule_name" not in ctx.outputs and len(ctx.configured("aws_lambda_function")) == 1,
+                  f"outputs are {sorted(ctx.outputs)}")
+        return
+    schedule = events.describe_rule(Name=ctx.outputs["schedule_rule_name"])  # schedules live on the default bus
+    ctx.equal("the schedule runs every minute", schedule.get("ScheduleExpression"), "rate(1 minute)")
+    scaler = lam.get_function(FunctionName=scaler_name)["Configuration"]
+    ctx.equal("scaler runs the scheduled path", scaler["Handler"], "handler.scheduled")
+    ctx.check("scaler times out before the next tick", scaler["Timeout"] < 60, f"timeout is {scaler['Timeout']} s")
+    ctx.equal("scaler reads the request rule's matched events",
+              scaler.get("Environment", {}).get("Variables", {}).get("RULE_NAME"), rule["Name"])
+    ticks = events.list_targets_by_rule(Rule=schedule["Name"])["Targets"]
+    ctx.equal("the schedule's only target is the scaler", [t["Arn"] for t in ticks], [scaler["FunctionArn"]])
+    ctx.equal("ticks are not retried and expire after a minute", ticks[0].get("RetryPolicy") if ticks else None,
+              {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60})
+    ctx.equal("EventBridge may invoke the scaler only from the schedule", _event_sources(lam, scaler_name), [schedule["Arn"]])
+    scaler_invoke = lam.get_function_event_invoke_config(FunctionName=scaler_name)
+    ctx.equal("the scaler's asynchronous invocations are not retried and expire after a minute",
+              (scaler_invoke.get("MaximumRetryAttempts"), scaler_invoke.get("MaximumEventAgeInSeconds")), (0, 60))
+    ctx.check("the scaler is the only writer of the target",
+              any(a in writes for a in _role_actions(iam, scaler["Role"])), "the scaler's role cannot change capacity")
+
+
+def _event_sources(lam: Any, function_name: str) -> list[Any]:
+    """Source ARNs of the function's resource policy statements for events.amazonaws.com."""
+    policy = json.loads(lam.get_policy(FunctionName=function_name)["Policy"])
+    return [s.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") for s in policy["Statement"]
+            if s.get("Principal", {}).get("Service") == "events.amazonaws.com"]
+
+
+def _role_actions(iam: Any, role_arn: str) -> list[str]:
+    """Every action the role's inline policies allow."""
+    role = role_arn.rsplit("/", 1)[-1]
+    found: list[str] = []
+    for policy_name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+        document = _json(document) if isinstance(document, str) else document
+        for statement in document.get("Statement", []):
+            if statement.get("Effect") == "Allow":
+                action = statement.get("Action", [])
+                found.extend([action] if isinstance(action, str) else action)
+    return found
 
 
 # Stacks still to cover (their generic checks already run). Add one function each, e.g.:

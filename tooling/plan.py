@@ -1,6 +1,6 @@
 """`make plan` / `make apply`: a reviewed Terraform plan per stack, as JSON and Markdown.
 
-    python -m tooling.plan [--target emulator|aws] [--out plans] [--stack NAME ...] [--settings FILE]
+    python -m tooling.plan [--target emulator|aws] [--out plans] [--stack NAME ...] [--settings FILE] [--skip-preflight]
     python -m tooling.plan --apply [--out plans]        # apply the saved plans (target aws only)
 
 ``--target emulator`` (the default; ``PLAN_TARGET=emulator``) needs no AWS account. It
@@ -12,9 +12,13 @@ shows what the change does. With nothing deployed, the plan creates everything. 
 this command started is stopped again; one that was running keeps running.
 
 ``--target aws`` (``PLAN_TARGET=aws``) plans against real AWS with the backend from the
-settings file and the credentials of the environment (in CI: an OIDC role). Plans run with
-``-lock=false``: a plan writes no state, and a review plan should neither wait for nor block
-an apply. ``--apply`` then applies exactly those saved plan files.
+settings file and the credentials of the environment (in CI: an OIDC role). It runs the
+preflight first (tooling/preflight.py, ``make preflight``: placeholder image, Lambda
+concurrency, EC2 and SageMaker quotas of the selected stacks); when something is short it
+prints one line per shortfall and exits 2 before anything is synthesized, planned or deleted
+(``--out`` keeps the previous run's files). ``--skip-preflight`` plans anyway (the summary
+says so). Plans run with ``-lock=false``: a plan writes no state, and a review plan should
+neither wait for nor block an apply. ``--apply`` then applies exactly those saved plan files.
 
 Output in ``--out`` (default ``plans/``, gitignored), replaced on every run:
 
@@ -289,6 +293,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--settings", type=Path, default=None, help=f"settings file (default ${SETTINGS_ENV} or settings.toml)")
     parser.add_argument("--emulator-dir", type=Path, default=None, help="emulator folder of make deploy-local (default .emulator/)")
     parser.add_argument("--apply", action="store_true", help="apply the saved plans in --out (target aws)")
+    parser.add_argument("--skip-preflight", action="store_true",
+                        help="target aws: plan even if the preflight (quotas, placeholder image) finds a shortfall")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     if args.apply:
@@ -296,6 +302,16 @@ def main(argv: list[str]) -> int:
     if args.target not in TARGETS:
         parser.error(f"PLAN_TARGET must be one of {', '.join(TARGETS)} (given {args.target!r})")
     started = time.monotonic()
+    if args.target == "aws" and not args.skip_preflight:
+        # Before _fresh_out: a settings file that cannot apply must not cost the last reviewed plans.
+        from tooling import preflight
+
+        code = preflight.run(args.settings, args.stack)
+        if code != 0:
+            print(f"make plan: the preflight found what would fail on apply; nothing was synthesized, planned or "
+                  f"deleted ({out} is unchanged). Fix the lines above, or plan anyway with --skip-preflight.",
+                  file=sys.stderr)
+            return code
     _fresh_out(out)
     if args.target == "emulator":
         from tooling import emulator as emu
@@ -303,6 +319,9 @@ def main(argv: list[str]) -> int:
         results, note = plan_on_emulator(out, args.settings, args.stack, args.emulator_dir or emu.DEFAULT_DIR)
     else:
         results, note = plan_on_aws(out, args.settings, args.stack)
+        if args.skip_preflight:
+            note += (" **The preflight was skipped (`--skip-preflight`)**: quotas and the placeholder image were not "
+                     "checked; `make preflight` shows what the apply may hit.")
     write_combined(results, out, note)
     (out / MANIFEST).write_text(json.dumps({
         "target": args.target,

@@ -12,6 +12,10 @@ Input is ``terraform show -json <planfile>`` output. Each stack's summary, in th
    known only after apply as ``(known after apply)``);
 4. the scaling settings that change, in plain words, old -> new, from :data:`SCALING_LABELS`.
 
+Between 1 and 2, **what running resources will do** that the plan's actions do not say
+(instances replaced by an instance refresh, an endpoint's blue/green update), from
+tooling/runtime_effects.py.
+
 Patterns add rows to :data:`SCALING_LABELS` (and a noun to :data:`RESOURCE_NOUNS`) for the
 settings their reviewers care about; a row is (resource type, attribute path, words), where
 the path is dotted (``target_tracking_configuration.0.target_value``) and ``*`` stands for
@@ -28,6 +32,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from tooling.runtime_effects import NONE, effect_of
 
 SENSITIVE = "(sensitive)"
 UNKNOWN = "(known after apply)"
@@ -235,6 +241,8 @@ class StackSummary:
     outputs: list[tuple[str, str, str]] = field(default_factory=list)  # (name, before, after)
     drift: list[str] = field(default_factory=list)
     errored: bool = False
+    #: (address, interruption level, what happens) for running resources (tooling/runtime_effects.py).
+    rollouts: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def add(self) -> int:
@@ -481,6 +489,9 @@ def summarize(plan: dict[str, Any], stack: str) -> StackSummary:
             continue
         summary.changes.append(_resource_change(rc))
         summary.scaling += _scaling_changes(rc)
+        effect = effect_of(rc["change"], rc["type"])
+        if effect is not None and "delete" not in actions:  # replacements are listed in the lead already
+            summary.rollouts.append((rc["address"], effect.level, effect.words))
     summary.changes.sort(key=lambda c: (ACTION_ORDER.get(c.actions, 5), c.address))
     summary.outputs = _outputs(plan)
     # Like Terraform, report drift only where it matters to this plan (relevant_attributes).
@@ -551,6 +562,12 @@ def _destructive_line(change: ResourceChange, stack: str | None = None) -> str:
     return f"- {where}**{verb} {_code(change.address)}** ({change.type}){why}"
 
 
+def _rollout_line(address: str, level: str, words: str, stack: str | None = None) -> str:
+    where = f"stack `{stack}`: " if stack else ""
+    lead = f"**{_code(address)}**" if level != NONE else _code(address)
+    return f"- {where}{lead} ({level}): {words}"
+
+
 def render_stack(summary: StackSummary, heading: str = "##") -> str:
     """One stack's summary as Markdown."""
     lines = [f"{heading} {summary.stack}", ""]
@@ -560,6 +577,10 @@ def render_stack(summary: StackSummary, heading: str = "##") -> str:
     if destructive:
         lines.append(f"**{len(destructive)} resource{'s' if len(destructive) != 1 else ''} will be destroyed or replaced:**")
         lines += [_destructive_line(c) for c in destructive]
+        lines.append("")
+    if summary.rollouts:
+        lines.append("**What running resources will do:**")
+        lines += [_rollout_line(*r) for r in summary.rollouts]
         lines.append("")
     if not summary.has_changes:
         lines += ["No changes. The infrastructure matches the configuration.", ""]
@@ -597,6 +618,11 @@ def render_combined(summaries: Sequence[StackSummary], title: str = "Terraform p
         lines.append("")
     elif any(s.has_changes for s in summaries):
         lines += ["Nothing is destroyed or replaced.", ""]
+    rollouts = [(s.stack, r) for s in summaries for r in s.rollouts]
+    if rollouts:
+        lines.append("**What running resources will do:**")
+        lines += [_rollout_line(*r, stack=stack) for stack, r in rollouts]
+        lines.append("")
     total = StackSummary("total", [c for s in summaries for c in s.changes])
     lines += [f"Plan: {total.counts()} in {len(summaries)} stack{'s' if len(summaries) != 1 else ''}.", ""]
     lines += ["| stack | to add | to change | to destroy | scaling settings changed |", "|---|---:|---:|---:|---:|"]

@@ -14,13 +14,20 @@ Loop: long-poll one job (``WaitTimeSeconds`` 20) -> process -> delete.
   it reaches the DLQ after its receives instead of waiting out the visibility timeout.
 
 Scale-in safety: before working on a message the instance sets *scale-in protection* on
-itself, and clears it only when a poll comes back empty. The Auto Scaling group therefore
-never picks a busy worker for scale-in; target tracking or the scale-in alarm removes idle
-workers. If the instance is already leaving the group when it tries to protect itself
-(it was chosen for scale-in between the poll and the protection call), SetInstanceProtection
-fails, the worker releases the message (visibility 0, another worker takes it) and stops:
-nothing is lost, nothing is processed twice beyond SQS's at-least-once delivery. On SIGTERM
-(shutdown) the job in hand is finished, a message received afterwards is released.
+itself, and clears it again as soon as the message is deleted or released, before the next
+receive (two SetInstanceProtection calls per job). The Auto Scaling group therefore never
+picks a busy worker for scale-in, and a scale-in or an instance refresh that waits for
+protected instances can take the instance between two jobs even when the queue never runs
+dry. If the instance is already leaving the group when it tries to protect itself (it was
+chosen between the receive and the protection call), SetInstanceProtection fails with
+ValidationError, the worker releases the message (visibility 0, another worker takes it) and
+stops: nothing is lost, nothing is processed twice beyond SQS's at-least-once delivery. Any
+other failure of that call (throttling, a network error) releases the message at once too,
+and the worker backs off before its next receive.
+
+Shutdown: systemd stops the service with ``KillMode=mixed``, so SIGTERM reaches only this
+process, not the job's subprocess. The worker then finishes the job in hand, deletes its
+message, clears its protection and exits; a message received after the signal is released.
 
 Logic is in small classes taking their boto3 clients, so tests run it against moto.
 """
@@ -30,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -131,6 +139,10 @@ class InstanceLeavingGroup(Exception):
     """The instance is terminating (or detached): it must not take new work."""
 
 
+class ProtectionFailed(Exception):
+    """SetInstanceProtection failed for another reason (throttling, network): try again later."""
+
+
 class ScaleInProtection:
     """Sets and clears scale-in protection of this instance, calling AWS only on a change.
 
@@ -143,17 +155,24 @@ class ScaleInProtection:
         self.protected: Optional[bool] = None
 
     def set(self, protected: bool) -> None:
+        """Set (True) or clear (False) the protection; InstanceLeavingGroup or ProtectionFailed when AWS refuses."""
         if protected == self.protected:
             return
         try:
             self.client.set_instance_protection(
                 AutoScalingGroupName=self.group_name, InstanceIds=[self.instance_id], ProtectedFromScaleIn=protected)
         except Exception as exc:  # botocore ClientError: ValidationError when not InService
+            self.protected = None  # unknown: the next change calls AWS again
             code = getattr(exc, "response", {}).get("Error", {}).get("Code")
             if protected and code == "ValidationError":
                 raise InstanceLeavingGroup(str(exc)) from exc
-            raise
+            raise ProtectionFailed(f"{type(exc).__name__}: {exc}") from exc
         self.protected = protected
+
+
+#: Backoff after a failed SetInstanceProtection: doubles per consecutive failure up to the cap (s).
+PROTECTION_BACKOFF_SECONDS = 2.0
+PROTECTION_BACKOFF_MAX_SECONDS = 60.0
 
 
 @dataclass
@@ -163,19 +182,29 @@ class Worker:
     config: Config
     process: Callable[[Dict[str, Any]], Outcome] = field(default=None)  # type: ignore[assignment]
     stop: threading.Event = field(default_factory=threading.Event)
+    #: How the worker waits between polls (returns early when stopped); tests pass their own.
+    wait: Callable[[float], Any] = field(default=None)  # type: ignore[assignment]
+    protection_failures: int = 0
 
     def __post_init__(self) -> None:
         if self.process is None:
             self.process = lambda job: run_job(job, self.config.command, self.config.job_timeout_seconds)
+        if self.wait is None:
+            self.wait = self.stop.wait
 
     def poll_once(self) -> str:
-        """One receive and what followed: ``idle``, ``done``, ``failed``, ``rejected``, ``released`` or ``leaving``."""
+        """One receive and what followed.
+
+        ``idle``, ``done``, ``failed``, ``rejected``, ``released`` (stopping), ``leaving``
+        (the instance is leaving the group) or ``unprotected`` (the protection call failed;
+        the message was released at once).
+        """
+        self._clear_protection()  # between jobs: a scale-in or refresh may take this instance now
         response = self.sqs.receive_message(
             QueueUrl=self.config.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=self.config.wait_seconds,
             AttributeNames=["ApproximateReceiveCount"])
         messages = response.get("Messages", [])
         if not messages:
-            self.protection.set(False)  # idle: this instance may now be scaled in
             return "idle"
         message = messages[0]
         if self.stop.is_set():
@@ -188,7 +217,30 @@ class Worker:
             logger.warning("instance is leaving the group; job released", extra={"reason": str(exc)})
             self.stop.set()
             return "leaving"
-        return self._handle(message)
+        except ProtectionFailed as exc:
+            # Not protected, so not safe to start: give the message back now rather than
+            # leaving it invisible (and a receive spent) for the whole visibility timeout.
+            self._release(message, 0)
+            self.protection_failures += 1
+            logger.warning("could not protect the instance from scale-in; job released", extra={
+                "message_id": message["MessageId"], "reason": str(exc), "consecutive_failures": self.protection_failures})
+            return "unprotected"
+        self.protection_failures = 0
+        try:
+            return self._handle(message)
+        finally:
+            self._clear_protection()
+
+    def _clear_protection(self) -> None:
+        try:
+            self.protection.set(False)
+        except Exception as exc:  # noqa: BLE001 - retried before the next receive; the job is done either way
+            logger.warning("could not clear scale-in protection", extra={"error": str(exc)})
+
+    def backoff_seconds(self) -> float:
+        """Jittered, doubling wait after consecutive protection failures (so many workers do not retry in step)."""
+        base = min(PROTECTION_BACKOFF_MAX_SECONDS, PROTECTION_BACKOFF_SECONDS * 2 ** max(self.protection_failures - 1, 0))
+        return base * (0.5 + random.random() / 2)
 
     def _handle(self, message: Dict[str, Any]) -> str:
         receives = message.get("Attributes", {}).get("ApproximateReceiveCount")
@@ -225,14 +277,12 @@ class Worker:
         while not self.stop.is_set() and (max_polls is None or polls < max_polls):
             polls += 1
             try:
-                self.poll_once()
+                if self.poll_once() == "unprotected":
+                    self.wait(self.backoff_seconds())
             except Exception as exc:
                 logger.error("poll failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-                self.stop.wait(error_backoff_seconds)
-        try:
-            self.protection.set(False)
-        except Exception as exc:
-            logger.warning("could not clear scale-in protection", extra={"error": str(exc)})
+                self.wait(error_backoff_seconds)
+        self._clear_protection()
 
 
 # ----------------------------------------------------------------------------------------
@@ -260,6 +310,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def stop_on_sigterm(worker: Worker) -> Callable[..., None]:
+    """SIGTERM handler: finish the job in hand, take no new one (the job's subprocess gets no signal)."""
+
+    def handle(signum: int, frame: Any) -> None:
+        logger.info("SIGTERM: finishing the job in hand, then stopping")
+        worker.stop.set()
+
+    return handle
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import boto3
 
@@ -273,7 +333,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         protection=ScaleInProtection(boto3.client("autoscaling", region_name=config.region), config.group_name, instance_id()),
         config=config,
     )
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    signal.signal(signal.SIGTERM, stop_on_sigterm(worker))
     logger.info("worker started", extra={"queue_url": config.queue_url, "group": config.group_name})
     worker.run()
     logger.info("worker stopped")

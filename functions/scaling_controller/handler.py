@@ -1,23 +1,42 @@
-"""Scaling controller for LLM inference requests (stack `llm-request-scaling`).
+"""Scaling controller for LLM inference requests (stack `llm-request-scaling`): two entry points.
 
-Invoked by an EventBridge rule once per inference-request event. It
+``handler`` -- the request path (function ``<prefix>-llm-controller``, target of the
+inference-request rule, invoked once per event). It records the request and nothing else:
+one CloudWatch *embedded metric format* (EMF) document printed to stdout, from which
+CloudWatch Logs extracts ``RequestCount`` and ``Tokens`` per model (dimension ``Model``) and
+``TotalRequestCount`` and ``TotalTokens`` without dimensions, in ``METRIC_NAMESPACE``. No AWS
+API call per request, so nothing to throttle and no CloudWatch permission. ``print`` (not
+``logging``) on purpose: with the function's JSON log format, Lambda wraps ``logging``
+records in its own JSON object (CloudWatch would not see the EMF document) but passes
+``print`` lines through as they are, and it never re-encodes a line that is already JSON.
 
-1. records the request as CloudWatch custom metrics in ``METRIC_NAMESPACE``: ``RequestCount``
-   and ``Tokens`` per model (dimension ``Model``), and ``TotalRequestCount`` and
-   ``TotalTokens`` without dimensions (separate names, so a query of the total can never
-   pick up per-model series);
-2. when a scaling target is configured (``TARGET_TYPE`` = ``sagemaker_variant`` or
-   ``autoscaling_group``), reads the aggregate request rate of the last
-   ``RATE_WINDOW_MINUTES`` minutes, turns it into a capacity
-   (``ceil(rate / REQUESTS_PER_INSTANCE_PER_MINUTE)`` clamped to ``MIN_CAPACITY`` ..
-   ``MAX_CAPACITY``) and sets it, unless the target changed less than
-   ``COOLDOWN_SECONDS`` ago or is busy updating.
+``scheduled`` -- the decision path (function ``<prefix>-llm-scaler``, invoked once a minute
+by an EventBridge schedule rule, only when a scaling target is configured). It
 
-The decision logic is pure (``desired_capacity``, ``decide``); AWS access goes through small
-adapter classes that take their boto3 client, so tests inject stubbed clients.
+1. reads how many events the inference-request rule matched in each of the last
+   ``RATE_WINDOW_MINUTES`` whole minutes (``AWS/Events`` ``MatchedEvents``, dimension
+   ``RuleName``, plus ``EventBusName`` for a rule on a custom bus). EventBridge counts an
+   event there once, when it matches, however often its delivery is retried and whether or
+   not the request path succeeded; minutes without requests have no datapoint and count 0,
+   so the rate falls to 0 when traffic stops;
+2. turns the rate into a capacity (``ceil(rate / REQUESTS_PER_INSTANCE_PER_MINUTE)`` clamped
+   to ``MIN_CAPACITY`` .. ``MAX_CAPACITY``) and sets it (``TARGET_TYPE`` =
+   ``autoscaling_group`` or ``sagemaker_variant``), unless the target changed less than
+   ``COOLDOWN_SECONDS`` ago (its own last scaling activity or endpoint modification) or is
+   busy updating.
 
-Event detail fields read (all optional): ``model`` (str), ``input_tokens``,
-``output_tokens`` or ``tokens`` (int).
+It is the only code that writes capacity. It is safe to run twice for the same minute: the
+window is aligned to whole minutes, so two runs in one minute compute the same capacity, and
+the write sets an absolute capacity (never an increment). A tick older than one interval is
+skipped (the next one is due), and a write is skipped when the invocation has too little
+time left to finish it.
+
+The decision logic is pure (``desired_capacity``, ``decide``, ``rate_per_minute``, ...); AWS
+access goes through small adapter classes that take their boto3 client, so tests inject
+moto or stubbed clients.
+
+Event detail fields read by the request path (all optional): ``model`` (str),
+``input_tokens``, ``output_tokens`` or ``tokens`` (int).
 """
 
 from __future__ import annotations
@@ -26,12 +45,23 @@ import json
 import logging
 import math
 import os
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, TextIO
 
 logger = logging.getLogger("scaling_controller")
 logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+
+#: The schedule's interval; a tick older than this is stale (the next one is due).
+TICK_SECONDS = 60
+#: Do not start a capacity write with less than this much of the invocation left (s).
+WRITE_RESERVE_SECONDS = 5.0
+#: EventBridge's own metric of the request rule: one count per matched event.
+SIGNAL_NAMESPACE = "AWS/Events"
+SIGNAL_METRIC = "MatchedEvents"
+#: A Model dimension value longer than this is cut (CloudWatch allows 1024; keep it readable).
+MAX_MODEL_LENGTH = 255
 
 
 # ----------------------------------------------------------------------------------------
@@ -51,7 +81,7 @@ def desired_capacity(rate_per_minute: float, per_instance_per_minute: float, min
 class TargetState:
     current: int
     last_change: datetime | None  # when the target last changed size, if known
-    busy: bool = False  # an update is in progress (SageMaker endpoint not InService)
+    busy: bool = False  # an update is in progress (SageMaker endpoint not InService, ASG activity running)
 
 
 @dataclass(frozen=True)
@@ -74,10 +104,40 @@ def decide(state: TargetState, desired: int, now: datetime, cooldown_seconds: in
     return Decision("scale", desired, f"{state.current} -> {desired}")
 
 
+def rate_window(now: datetime, window_minutes: int) -> tuple[datetime, datetime]:
+    """The last ``window_minutes`` whole minutes before ``now``: [start, end), end = ``now`` floored to the minute."""
+    end = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    return end - timedelta(minutes=window_minutes), end
+
+
+def rate_per_minute(counts: list[float], window_minutes: int) -> float:
+    """Requests per minute over the window: the counts of the minutes that had any, / every minute of it."""
+    return sum(counts) / window_minutes
+
+
+def tick_time(event: dict[str, Any]) -> datetime | None:
+    """When EventBridge fired this scheduled event (its ``time``), if it says."""
+    raw = event.get("time") if isinstance(event, dict) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        stamp = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
+def is_stale(event: dict[str, Any], now: datetime) -> bool:
+    """A tick that ran a whole interval late: the next tick is due and decides instead."""
+    fired = tick_time(event)
+    return fired is not None and (now - fired).total_seconds() >= TICK_SECONDS
+
+
 def request_metrics(event: dict[str, Any]) -> tuple[str, int]:
     """(model, tokens) of one inference-request event."""
-    detail = event.get("detail") or {}
-    model = str(detail.get("model") or "unknown")[:255]
+    detail = event.get("detail") if isinstance(event, dict) else None
+    detail = detail if isinstance(detail, dict) else {}
+    model = str(detail.get("model") or "unknown").strip()[:MAX_MODEL_LENGTH] or "unknown"
     tokens = detail.get("tokens")
     if tokens is None:
         tokens = _int(detail.get("input_tokens")) + _int(detail.get("output_tokens"))
@@ -85,10 +145,39 @@ def request_metrics(event: dict[str, Any]) -> tuple[str, int]:
 
 
 def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
+
+
+def emf_document(namespace: str, model: str, tokens: int, at: datetime, event_id: str | None) -> dict[str, Any]:
+    """One EMF document recording one request.
+
+    Two metric directives: ``RequestCount``/``Tokens`` with dimension ``Model``, and
+    ``TotalRequestCount``/``TotalTokens`` with the empty dimension set (no dimensions), so a
+    query of the total never picks up per-model series. ``event_id`` is a plain property
+    (searchable in Logs Insights, not a dimension).
+    """
+    return {
+        "_aws": {
+            "Timestamp": int(at.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {"Namespace": namespace, "Dimensions": [["Model"]],
+                 "Metrics": [{"Name": "RequestCount", "Unit": "Count"}, {"Name": "Tokens", "Unit": "Count"}]},
+                {"Namespace": namespace, "Dimensions": [[]],
+                 "Metrics": [{"Name": "TotalRequestCount", "Unit": "Count"}, {"Name": "TotalTokens", "Unit": "Count"}]},
+            ],
+        },
+        "Model": model,
+        "RequestCount": 1,
+        "Tokens": tokens,
+        "TotalRequestCount": 1,
+        "TotalTokens": tokens,
+        "event_id": event_id,
+    }
 
 
 # ----------------------------------------------------------------------------------------
@@ -140,39 +229,54 @@ class SageMakerVariantTarget:
         )
 
 
-class Metrics:
-    def __init__(self, client: Any, namespace: str):
-        self.client, self.namespace = client, namespace
+class MatchedEvents:
+    """The request rule's ``AWS/Events`` ``MatchedEvents``, per minute, through GetMetricData."""
 
-    def record_request(self, model: str, tokens: int, at: datetime) -> None:
-        per_model = [{"Name": "Model", "Value": model}]
-        data = [
-            {"MetricName": "RequestCount", "Dimensions": per_model, "Timestamp": at, "Value": 1, "Unit": "Count"},
-            {"MetricName": "Tokens", "Dimensions": per_model, "Timestamp": at, "Value": tokens, "Unit": "Count"},
-            {"MetricName": "TotalRequestCount", "Timestamp": at, "Value": 1, "Unit": "Count"},
-            {"MetricName": "TotalTokens", "Timestamp": at, "Value": tokens, "Unit": "Count"},
-        ]
-        self.client.put_metric_data(Namespace=self.namespace, MetricData=data)
+    def __init__(self, client: Any, rule_name: str, event_bus_name: str | None = None):
+        self.client = client
+        self.dimensions = signal_dimensions(rule_name, event_bus_name)
 
-    def request_rate(self, window_minutes: int, now: datetime) -> float:
-        """Aggregate requests per minute over the last ``window_minutes``."""
-        stats = self.client.get_metric_statistics(
-            Namespace=self.namespace, MetricName="TotalRequestCount",
-            StartTime=now - timedelta(minutes=window_minutes), EndTime=now,
-            Period=60 * window_minutes, Statistics=["Sum"],
-        )
-        total = sum(point["Sum"] for point in stats.get("Datapoints", []))
-        return total / window_minutes
+    def counts(self, start: datetime, end: datetime) -> list[float]:
+        """The per-minute sums in [start, end) that have data (minutes without events have none)."""
+        query = {
+            "Id": "matched",
+            "MetricStat": {"Metric": {"Namespace": SIGNAL_NAMESPACE, "MetricName": SIGNAL_METRIC,
+                                      "Dimensions": self.dimensions},
+                           "Period": 60, "Stat": "Sum", "Unit": "Count"},
+            "ReturnData": True,
+        }
+        values: list[float] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"MetricDataQueries": [query], "StartTime": start, "EndTime": end}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.client.get_metric_data(**kwargs)
+            for result in page.get("MetricDataResults", []):
+                values.extend(float(v) for v in result.get("Values", []))
+            token = page.get("NextToken")
+            if not token:
+                return values
+
+
+def signal_dimensions(rule_name: str, event_bus_name: str | None) -> list[dict[str, str]]:
+    """``MatchedEvents`` of a rule: ``RuleName`` alone on the default bus, with ``EventBusName`` on a custom bus."""
+    if event_bus_name and event_bus_name != "default":
+        return [{"Name": "EventBusName", "Value": event_bus_name}, {"Name": "RuleName", "Value": rule_name}]
+    return [{"Name": "RuleName", "Value": rule_name}]
 
 
 # ----------------------------------------------------------------------------------------
-# Configuration and entry point
+# Configuration
 # ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Config:
-    namespace: str
+    """The scaler's environment (set by the construct)."""
+
+    rule_name: str
+    event_bus_name: str | None
     target_type: str | None
     target_name: str | None
     variant_name: str
@@ -186,7 +290,8 @@ class Config:
     def from_env(cls, env: dict[str, str] | None = None) -> "Config":
         env = dict(os.environ if env is None else env)
         return cls(
-            namespace=env.get("METRIC_NAMESPACE", "LLM/Inference"),
+            rule_name=env.get("RULE_NAME", ""),
+            event_bus_name=env.get("EVENT_BUS_NAME") or None,
             target_type=env.get("TARGET_TYPE") or None,
             target_name=env.get("TARGET_NAME") or None,
             variant_name=env.get("VARIANT_NAME", "AllTraffic"),
@@ -198,7 +303,7 @@ class Config:
         )
 
 
-def make_target(config: Config, client_factory: Any) -> Target | None:
+def make_target(config: Config, client_factory: Callable[..., Any]) -> Target | None:
     if config.target_type == "autoscaling_group":
         return AutoScalingGroupTarget(client_factory("autoscaling"), config.target_name or "")
     if config.target_type == "sagemaker_variant":
@@ -206,32 +311,74 @@ def make_target(config: Config, client_factory: Any) -> Target | None:
     return None
 
 
-def process(event: dict[str, Any], config: Config, metrics: Metrics, target: Target | None, now: datetime) -> dict[str, Any]:
-    """Record one request and, with a target, scale it. Returns what was done (also logged)."""
+# ----------------------------------------------------------------------------------------
+# The two paths
+# ----------------------------------------------------------------------------------------
+
+
+def record(event: dict[str, Any], namespace: str, now: datetime, out: TextIO | None = None) -> dict[str, Any]:
+    """Request path: print one EMF line for the request; no AWS call. Returns what was recorded."""
     model, tokens = request_metrics(event)
-    metrics.record_request(model, tokens, now)
-    result: dict[str, Any] = {"event_id": event.get("id"), "model": model, "tokens": tokens}
-    if target is None:
-        result["action"] = "metrics_only"
+    event_id = event.get("id") if isinstance(event, dict) else None
+    document = emf_document(namespace, model, tokens, now, event_id if isinstance(event_id, str) else None)
+    # One line, written last: nothing after it can fail and make Lambda retry (and print it again).
+    print(json.dumps(document, separators=(",", ":")), file=out or sys.stdout, flush=True)
+    return {"event_id": document["event_id"], "model": model, "tokens": tokens, "action": "recorded"}
+
+
+def tick(event: dict[str, Any], config: Config, signal: MatchedEvents, target: Target, now: datetime,
+         time_left: Callable[[], float] = lambda: math.inf) -> dict[str, Any]:
+    """Decision path: read the request rate of the window, decide, and set the capacity."""
+    result: dict[str, Any] = {"tick": event.get("time") if isinstance(event, dict) else None}
+    fired = tick_time(event)
+    if fired is not None and is_stale(event, now):
+        result.update(action="skip", reason=f"stale tick: fired {int((now - fired).total_seconds())}s ago; the next one decides")
         return result
-    rate = metrics.request_rate(config.window_minutes, now)
+    start, end = rate_window(now, config.window_minutes)
+    counts = signal.counts(start, end)
+    rate = rate_per_minute(counts, config.window_minutes)
     desired = desired_capacity(rate, config.per_instance_per_minute, config.minimum, config.maximum)
     state = target.state()
     decision = decide(state, desired, now, config.cooldown_seconds)
+    if decision.action == "scale" and time_left() < WRITE_RESERVE_SECONDS:
+        decision = Decision("hold", desired, f"out of time: {time_left():.1f}s left < {WRITE_RESERVE_SECONDS:g}s; the next tick decides")
     if decision.action == "scale":
         target.set_capacity(decision.desired)
-    result.update(rate_per_minute=round(rate, 3), current=state.current, desired=desired,
+    result.update(window_start=start.isoformat(), window_end=end.isoformat(), requests=sum(counts),
+                  rate_per_minute=round(rate, 3), current=state.current, desired=desired,
                   action=decision.action, reason=decision.reason)
     return result
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    import boto3  # imported here so the pure functions above load without the SDK
+    """Entry point of the request function (``handler.handler``)."""
+    return record(event, os.environ.get("METRIC_NAMESPACE", "LLM/Inference"), datetime.now(timezone.utc))
 
+
+_scaler: tuple[Config, MatchedEvents, Target] | None = None
+
+
+def _build_scaler() -> tuple[Config, MatchedEvents, Target]:
+    import boto3  # imported here so the pure functions above load without the SDK
+    from botocore.config import Config as BotoConfig
+
+    # Bounded calls: a tick never waits long on one API (the function's timeout is below the interval).
+    boto = BotoConfig(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
     config = Config.from_env()
-    metrics = Metrics(boto3.client("cloudwatch"), config.namespace)
-    target = make_target(config, boto3.client)
-    result = process(event, config, metrics, target, datetime.now(timezone.utc))
+    target = make_target(config, lambda service: boto3.client(service, config=boto))
+    if target is None or not config.rule_name:
+        raise RuntimeError("the scaler needs TARGET_TYPE, TARGET_NAME and RULE_NAME (set by the construct)")
+    return config, MatchedEvents(boto3.client("cloudwatch", config=boto), config.rule_name, config.event_bus_name), target
+
+
+def scheduled(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Entry point of the scaler function (``handler.scheduled``), once a minute."""
+    global _scaler
+    if _scaler is None:  # once per execution environment
+        _scaler = _build_scaler()
+    config, signal, target = _scaler
+    time_left = (lambda: context.get_remaining_time_in_millis() / 1000) if context is not None else (lambda: math.inf)
+    result = tick(event, config, signal, target, datetime.now(timezone.utc), time_left)
     # With the function's JSON log format, `extra` keys become fields of the log record.
     logger.info("scaling decision", extra={"decision": result})
     return json.loads(json.dumps(result, default=str))

@@ -16,6 +16,14 @@ before it: Terraform applies them one at a time.
 
 Scaling roles: Application Auto Scaling uses its service-linked role for each namespace
 (created by AWS on first use), so no ``role_arn`` is set and no IAM is written here.
+
+Day two: some changes of the scaled resource are refused while it is registered (SageMaker
+fails ``UpdateEndpoint`` when the instance type of an autoscaled variant changes). Pass those
+attributes as ``replace_when`` (``type.name.attribute`` references): the target is then
+replaced whenever one of them changes. Terraform destroys a replaced dependent before it
+updates what it depends on, so the target is deregistered, the resource updated, and the
+target registered again; its policies and scheduled actions are replaced with it (AWS deletes
+them on deregistration).
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from cdktf_cdktf_provider_aws.appautoscaling_scheduled_action import (
 from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
 from constructs import Construct
 
+from modules.core.naming import address
+
 
 class ScalableTarget(Construct):
     def __init__(
@@ -49,9 +59,13 @@ class ScalableTarget(Construct):
         max_capacity: int,
         scheduled_minimum: bool = False,
         depends_on: Sequence[ITerraformDependable] = (),
+        replace_when: Sequence[str] = (),
     ):
         super().__init__(scope, id_)
         ignored = ["min_capacity"] if scheduled_minimum else []
+        lifecycle = None
+        if ignored or replace_when:
+            lifecycle = TerraformResourceLifecycle(ignore_changes=ignored or None, replace_triggered_by=list(replace_when) or None)
         self.target = AppautoscalingTarget(
             self, "target",
             service_namespace=service_namespace,
@@ -60,8 +74,11 @@ class ScalableTarget(Construct):
             min_capacity=min_capacity,
             max_capacity=max_capacity,
             depends_on=list(depends_on) or None,
-            lifecycle=TerraformResourceLifecycle(ignore_changes=ignored) if ignored else None,
+            lifecycle=lifecycle,
         )
+        #: Policies and scheduled actions go with a replaced target (AWS deletes them with it). The
+        #: target's id is unknown only when it is replaced, so an in-place update triggers nothing.
+        self._follow = TerraformResourceLifecycle(replace_triggered_by=[f"{address(self.target)}.id"]) if replace_when else None
         self._last: ITerraformDependable = self.target
         self.policies: list[AppautoscalingPolicy] = []
         self.scheduled_actions: list[AppautoscalingScheduledAction] = []
@@ -104,6 +121,7 @@ class ScalableTarget(Construct):
                         predefined_metric_type=predefined_metric, resource_label=resource_label)),
             ),
             depends_on=self._serialized(),
+            lifecycle=self._follow,
         )
         self._last = policy
         self.policies.append(policy)
@@ -132,6 +150,7 @@ class ScalableTarget(Construct):
                 min_capacity=None if min_capacity is None else str(min_capacity),
                 max_capacity=None if max_capacity is None else str(max_capacity)),
             depends_on=self._serialized(),
+            lifecycle=self._follow,
         )
         self._last = action
         self.scheduled_actions.append(action)

@@ -11,6 +11,12 @@ What every fleet in this project gets without asking:
   repositories); patterns add inbound rules (e.g. from their load balancer);
 - group metrics at 1-minute granularity (``GroupInServiceInstances`` feeds scaling math);
 - no ``desired_capacity``: scaling policies own it, so a re-apply does not reset it.
+- launch template changes reach running instances: an instance refresh (``instance_refresh``
+  settings) replaces them in rolling batches, launching replacements before terminating
+  (min/max healthy percentage) and waiting for ``default_instance_warmup``; instances a
+  pattern protects from scale-in (busy workers) are handled as the pattern says
+  (``protected_instances``: ``Wait`` = the refresh waits until the worker clears protection).
+  The emulator profile leaves the refresh out (moto has no StartInstanceRefresh).
 - the group itself tagged like the stack (``tag`` blocks, not propagated: the launch
   template tags instances and volumes): the provider's ``default_tags`` never reach an
   Auto Scaling group, and untagged groups escape cost reports (checkov CKV_AWS_153).
@@ -23,7 +29,13 @@ import re
 from typing import Sequence
 
 from cdktf import Fn, TerraformStack, Token
-from cdktf_cdktf_provider_aws.autoscaling_group import AutoscalingGroup, AutoscalingGroupLaunchTemplate, AutoscalingGroupTag
+from cdktf_cdktf_provider_aws.autoscaling_group import (
+    AutoscalingGroup,
+    AutoscalingGroupInstanceRefresh,
+    AutoscalingGroupInstanceRefreshPreferences,
+    AutoscalingGroupLaunchTemplate,
+    AutoscalingGroupTag,
+)
 from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
@@ -75,6 +87,24 @@ def group_tags(tags: dict[str, str]) -> list[AutoscalingGroupTag]:
     return [AutoscalingGroupTag(key=key, value=value, propagate_at_launch=False) for key, value in sorted(tags.items())]
 
 
+def instance_refresh(settings: FleetSettings, protected_instances: str) -> AutoscalingGroupInstanceRefresh | None:
+    """The group's ``instance_refresh`` block: Terraform starts a refresh when the launch template changes."""
+    r = settings.instance_refresh
+    if not r.enabled:
+        return None
+    return AutoscalingGroupInstanceRefresh(
+        strategy="Rolling",
+        preferences=AutoscalingGroupInstanceRefreshPreferences(
+            min_healthy_percentage=r.min_healthy_percentage,
+            max_healthy_percentage=r.max_healthy_percentage,
+            auto_rollback=r.auto_rollback,
+            skip_matching=True,  # instances already on the new template stay
+            scale_in_protected_instances=protected_instances,
+            standby_instances="Ignore",
+        ),
+    )
+
+
 class Fleet(Construct):
     def __init__(
         self,
@@ -91,6 +121,7 @@ class Fleet(Construct):
         target_group_arns: Sequence[str] | None = None,
         health_check_type: str = "EC2",
         health_check_grace_period_seconds: int = 300,
+        protected_instances: str = "Ignore",
     ):
         super().__init__(scope, id_)
         stack: PatternStack = TerraformStack.of(self)  # type: ignore[assignment]
@@ -148,6 +179,7 @@ class Fleet(Construct):
             enabled_metrics=GROUP_METRICS,
             metrics_granularity="1Minute",
             tag=group_tags({"ManagedBy": "cdktf", **instance_tags}),
+            instance_refresh=None if stack.project.emulator else instance_refresh(settings, protected_instances),
         )
 
     def grant(self, id_: str, statements: Sequence[Statement]) -> IamRolePolicy:

@@ -60,6 +60,26 @@ class NetworkSettings(Settings):
         return self.subnet_ids is None
 
 
+class InstanceRefresh(Settings):
+    """How a launch template change (image parameter, instance type, user data, volume) reaches running instances."""
+
+    enabled: bool = Field(True, description="Replace running instances by an instance refresh when the launch template changes; off = only instances launched later get the change.")
+    min_healthy_percentage: int = Field(100, ge=0, le=100, description="Share of the desired capacity that stays in service during a refresh (%).")
+    max_healthy_percentage: int = Field(200, ge=100, le=200, description="Share of the desired capacity that may run during a refresh (%); above 100, replacements launch before old instances terminate. At most min_healthy_percentage + 100, and not both 100.")
+    auto_rollback: bool = Field(True, description="Return to the previous launch template version when the refresh fails (replacements never become healthy).")
+
+    @model_validator(mode="after")
+    def _room_to_replace(self) -> "InstanceRefresh":
+        low, high = self.min_healthy_percentage, self.max_healthy_percentage
+        if high - low > 100:
+            raise ValueError("max_healthy_percentage may exceed min_healthy_percentage by at most 100 "
+                             f"(given min_healthy_percentage={low}, max_healthy_percentage={high})")
+        if low == high == 100:
+            raise ValueError("min_healthy_percentage and max_healthy_percentage cannot both be 100: the refresh could "
+                             "neither stop nor add an instance (given min_healthy_percentage=100, max_healthy_percentage=100)")
+        return self
+
+
 class FleetSettings(Settings):
     """EC2 instances of an Auto Scaling group: size bounds and how each instance is launched."""
 
@@ -69,9 +89,10 @@ class FleetSettings(Settings):
     min_size: int = Field(0, ge=0, le=1000, description="Fewest instances.")
     max_size: int = Field(4, ge=1, le=1000, description="Most instances; must be >= min_size.")
     root_volume_gb: int = Field(20, ge=8, le=16384, description="Encrypted gp3 root volume size (GiB).")
-    root_device_name: str = Field("/dev/xvda", pattern=r"/dev/[a-z0-9]+", description="Root device name of the AMI (`/dev/xvda` for Amazon Linux).")
+    root_device_name: str = Field("/dev/xvda", pattern=r"/dev/[a-z0-9]+", examples=["/dev/sda1"], description="Root device name of the AMI (`/dev/xvda` for Amazon Linux).")
     default_instance_warmup_seconds: int = Field(120, ge=0, le=3600, description="Seconds a new instance needs before its metrics count for scaling.")
     detailed_monitoring: bool = Field(False, description="1-minute EC2 metrics (extra cost).")
+    instance_refresh: InstanceRefresh = Field(default_factory=InstanceRefresh, description="Rolling replacement of running instances after a launch template change.")
 
     @model_validator(mode="after")
     def _min_le_max(self) -> "FleetSettings":

@@ -29,7 +29,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def _regex(pattern: str, rule: str):
+def _regex(pattern: str, rule: str, *examples: str):
+    """A string rule; ``examples`` are valid values (checked here) that tools use as sample
+    input, e.g. ``make rollout-check`` changing a setting to see what AWS would do."""
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
@@ -37,7 +39,11 @@ def _regex(pattern: str, rule: str):
             raise ValueError(rule)
         return value
 
+    for example in examples:
+        if not compiled.fullmatch(example):
+            raise AssertionError(f"example {example!r} does not match its own rule: {rule}")
     check.rule = rule  # type: ignore[attr-defined]  # shown in the README settings reference
+    check.examples = examples  # type: ignore[attr-defined]
     return AfterValidator(check)
 
 
@@ -57,55 +63,55 @@ _retention.rule = "one of the CloudWatch Logs retention periods (1, 3, 5, 7, 14,
 
 LogRetentionDays = Annotated[int, AfterValidator(_retention)]
 
-AwsRegion = Annotated[str, _regex(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d", "must be an AWS region such as us-east-1")]
+AwsRegion = Annotated[str, _regex(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d", "must be an AWS region such as us-east-1", "us-east-1", "eu-west-1")]
 
-NamePrefix = Annotated[str, _regex(r"[a-z][a-z0-9-]{0,11}", "must be 1-12 characters: lowercase letters, digits, '-', starting with a letter")]
+NamePrefix = Annotated[str, _regex(r"[a-z][a-z0-9-]{0,11}", "must be 1-12 characters: lowercase letters, digits, '-', starting with a letter", "aiscale", "team2")]
 
-EventBusName = Annotated[str, _regex(r"[/.\-_A-Za-z0-9]{1,256}", "must be 1-256 characters of A-Z a-z 0-9 . - _ /")]
+EventBusName = Annotated[str, _regex(r"[/.\-_A-Za-z0-9]{1,256}", "must be 1-256 characters of A-Z a-z 0-9 . - _ /", "inference", "llm-events")]
 
-SageMakerName = Annotated[str, _regex(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "must be 1-63 alphanumeric characters or '-', not starting or ending with '-'")]
+SageMakerName = Annotated[str, _regex(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "must be 1-63 alphanumeric characters or '-', not starting or ending with '-'", "Chat-Endpoint", "blue")]
 
-AutoScalingGroupName = Annotated[str, _regex(r"[^:*\s][^:*]{0,254}", "must be 1-255 characters without ':' or '*'")]
+AutoScalingGroupName = Annotated[str, _regex(r"[^:*\s][^:*]{0,254}", "must be 1-255 characters without ':' or '*'", "llm-workers", "inference-fleet")]
 
-MetricNamespace = Annotated[str, _regex(r"(?!AWS/)[A-Za-z0-9.\-_/#:]{1,255}", "must be 1-255 characters of A-Z a-z 0-9 . - _ / # : and must not start with 'AWS/'")]
+MetricNamespace = Annotated[str, _regex(r"(?!AWS/)[A-Za-z0-9.\-_/#:]{1,255}", "must be 1-255 characters of A-Z a-z 0-9 . - _ / # : and must not start with 'AWS/'", "LLM/Inference", "Team/LLM")]
 
-VpcId = Annotated[str, _regex(r"vpc-[0-9a-f]{8}([0-9a-f]{9})?", "must be a VPC ID such as vpc-0123456789abcdef0")]
+VpcId = Annotated[str, _regex(r"vpc-[0-9a-f]{8}([0-9a-f]{9})?", "must be a VPC ID such as vpc-0123456789abcdef0", "vpc-0123456789abcdef0", "vpc-0fedcba9876543210")]
 
-SubnetId = Annotated[str, _regex(r"subnet-[0-9a-f]{8}([0-9a-f]{9})?", "must be a subnet ID such as subnet-0123456789abcdef0")]
+SubnetId = Annotated[str, _regex(r"subnet-[0-9a-f]{8}([0-9a-f]{9})?", "must be a subnet ID such as subnet-0123456789abcdef0", "subnet-0123456789abcdef0", "subnet-0123456789abcdef1")]
 
-AvailabilityZone = Annotated[str, _regex(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]", "must be an availability zone name such as us-east-1a")]
+AvailabilityZone = Annotated[str, _regex(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]", "must be an availability zone name such as us-east-1a", "us-east-1a", "us-east-1c")]
 
 Ipv4Cidr = Annotated[str, _regex(r"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)/(3[0-2]|[12]?\d)",
-                                 "must be an IPv4 CIDR block such as 10.0.0.0/16")]
+                                 "must be an IPv4 CIDR block such as 10.0.0.0/16", "10.0.0.0/16", "10.20.0.0/16")]
 
-Ec2InstanceType = Annotated[str, _regex(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "must be an EC2 instance type such as t3.micro or g5.xlarge")]
+Ec2InstanceType = Annotated[str, _regex(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "must be an EC2 instance type such as t3.micro or g5.xlarge", "t3.micro", "g5.xlarge")]
 
-SsmParameterName = Annotated[str, _regex(r"/[A-Za-z0-9_.\-/]{1,2047}", "must be an SSM parameter name starting with '/', e.g. /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")]
+SsmParameterName = Annotated[str, _regex(r"/[A-Za-z0-9_.\-/]{1,2047}", "must be an SSM parameter name starting with '/', e.g. /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64", "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64", "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id")]
 
 
-LambdaAliasName = Annotated[str, _regex(r"(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}", "must be 1-128 characters of A-Z a-z 0-9 - _ and not only digits")]
+LambdaAliasName = Annotated[str, _regex(r"(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}", "must be 1-128 characters of A-Z a-z 0-9 - _ and not only digits", "live", "prod")]
 
-EmailAddress = Annotated[str, _regex(r"[^@\s]+@[^@\s]+\.[^@\s]+", "must be an email address such as ops@example.com")]
+EmailAddress = Annotated[str, _regex(r"[^@\s]+@[^@\s]+\.[^@\s]+", "must be an email address such as ops@example.com", "ops@example.com", "oncall@example.com")]
 
-DynamoDbTableName = Annotated[str, _regex(r"[a-zA-Z0-9_.-]{3,255}", "must be 3-255 characters of A-Z a-z 0-9 _ . -")]
+DynamoDbTableName = Annotated[str, _regex(r"[a-zA-Z0-9_.-]{3,255}", "must be 3-255 characters of A-Z a-z 0-9 _ . -", "inference-sessions", "feature-store")]
 
 #: An image in ECR (the only registry SageMaker pulls from without VPC configuration).
 EcrImageUri = Annotated[str, _regex(
     r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]{1,128}|@sha256:[0-9a-f]{64})?",
-    "must be an ECR image URI like 123456789012.dkr.ecr.us-east-1.amazonaws.com/repository:tag")]
+    "must be an ECR image URI like 123456789012.dkr.ecr.us-east-1.amazonaws.com/repository:tag", "111122223333.dkr.ecr.us-east-1.amazonaws.com/llm-server:1.4.0", "111122223333.dkr.ecr.us-east-1.amazonaws.com/llm-server:1.5.0")]
 
 #: One S3 object (not a prefix), e.g. a model archive.
 S3ObjectUrl = Annotated[str, _regex(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*[^/\s]",
-                                    "must be an S3 object URL like s3://bucket/path/model.tar.gz")]
+                                    "must be an S3 object URL like s3://bucket/path/model.tar.gz", "s3://ml-artifacts-111122223333/llm/v7/model.tar.gz", "s3://ml-artifacts-111122223333/llm/v8/model.tar.gz")]
 
-S3BucketName = Annotated[str, _regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "must be a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-')")]
+S3BucketName = Annotated[str, _regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "must be a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-')", "inference-results", "inference-results-2")]
 
 
-SageMakerInstanceType = Annotated[str, _regex(r"ml\.[a-z0-9-]+\.[a-z0-9]+", "must be a SageMaker instance type such as ml.m5.large or ml.g5.xlarge")]
+SageMakerInstanceType = Annotated[str, _regex(r"ml\.[a-z0-9-]+\.[a-z0-9]+", "must be a SageMaker instance type such as ml.m5.large or ml.g5.xlarge", "ml.m5.large", "ml.g5.xlarge")]
 
-MediaType = Annotated[str, _regex(r"[\w.+-]+/[\w.+-]+(; ?[\w.+-]+=[\w.+-]+)*", "must be a media type such as application/json or text/csv")]
+MediaType = Annotated[str, _regex(r"[\w.+-]+/[\w.+-]+(; ?[\w.+-]+=[\w.+-]+)*", "must be a media type such as application/json or text/csv", "application/json", "text/csv")]
 
-S3KeyPrefix = Annotated[str, _regex(r"([A-Za-z0-9!_.*'()=-]+/){0,20}", "must be empty or path segments ending in '/', e.g. results/ (A-Z a-z 0-9 ! _ . * ' ( ) = -)")]
+S3KeyPrefix = Annotated[str, _regex(r"([A-Za-z0-9!_.*'()=-]+/){0,20}", "must be empty or path segments ending in '/', e.g. results/ (A-Z a-z 0-9 ! _ . * ' ( ) = -)", "results/", "scores/v2/")]
 
 
 @functools.cache
@@ -121,19 +127,25 @@ def _time_zone(value: str) -> str:
     return value
 
 
+_time_zone.examples = ("UTC", "Europe/Berlin")  # type: ignore[attr-defined]
+
 #: An IANA (zoneinfo) time zone name, as Application Auto Scaling scheduled actions accept.
 TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 
 
-def arn_type(service: str, example: str, resource: str = r".+"):
-    """An ARN of one service, e.g. ``arn_type("acm", "arn:aws:acm:us-east-1:123456789012:certificate/...")``."""
+def arn_type(service: str, example: str, resource: str = r".+", examples: tuple[str, ...] = ()):
+    """An ARN of one service, e.g. ``arn_type("acm", "arn:aws:acm:us-east-1:123456789012:certificate/...")``;
+    ``examples``: valid ARNs for tools (``example`` is the one shown in the rule, often abbreviated)."""
     pattern = rf"arn:aws[a-z-]*:{service}:[a-z0-9-]*:\d{{12}}:{resource}"
-    return Annotated[str, _regex(pattern, f"must be an ARN like {example}")]
+    return Annotated[str, _regex(pattern, f"must be an ARN like {example}", *examples)]
 
 
-KmsKeyArn = arn_type("kms", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", r"key/[A-Za-z0-9-]+")
+KmsKeyArn = arn_type("kms", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", r"key/[A-Za-z0-9-]+",
+                     ("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                      "arn:aws:kms:us-east-1:123456789012:key/abcd1234-12ab-34cd-56ef-1234567890ab"))
 
-SnsTopicArn = arn_type("sns", "arn:aws:sns:us-east-1:123456789012:alerts", r"[A-Za-z0-9_-]{1,256}(\.fifo)?")
+SnsTopicArn = arn_type("sns", "arn:aws:sns:us-east-1:123456789012:alerts", r"[A-Za-z0-9_-]{1,256}(\.fifo)?",
+                       ("arn:aws:sns:us-east-1:123456789012:alerts", "arn:aws:sns:us-east-1:123456789012:platform-alerts"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -151,9 +163,9 @@ class S3Backend(Settings):
     """Terraform state in S3 with native S3 locking (Terraform >= 1.10)."""
 
     type: Literal["s3"] = Field(description="`s3`: shared state for teams.")
-    bucket: Annotated[str, _regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "must be a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-')")] = Field(
-        description="State bucket (must exist; versioning recommended).")
-    key_prefix: Annotated[str, _regex(r"[A-Za-z0-9!_.*'()/-]{1,200}", "must be 1-200 characters of A-Z a-z 0-9 ! _ . * ' ( ) / -")] = Field(
+    bucket: S3BucketName = Field(description="State bucket (must exist; versioning recommended).")
+    key_prefix: Annotated[str, _regex(r"[A-Za-z0-9!_.*'()/-]{1,200}", "must be 1-200 characters of A-Z a-z 0-9 ! _ . * ' ( ) / -",
+                                      "scaling-patterns", "teams/inference/prod")] = Field(
         "scaling-patterns", description="State object key is `<key_prefix>/<stack>.tfstate`.")
     region: AwsRegion | None = Field(None, description="Bucket region; defaults to `project.region`.")
     use_lockfile: bool = Field(True, description="Native S3 locking (a `.tflock` object beside the state).")

@@ -8,10 +8,18 @@ long idle timeout, optional access logs and deletion protection) -> listener on 
 requests by default) <- Auto Scaling group of inference instances (registered by the group,
 ELB health checks), whose security group admits only the ALB on ``target_port``; target
 tracking on ``ALBRequestCountPerTarget`` keeps requests per instance near the setting.
+
+Day two: the target group cannot change its port, protocol or VPC in place. Its name carries
+a hash of exactly those (modules/core/naming.py) and it is replaced create-before-destroy:
+the new group is created, the listener, the Auto Scaling group and the scaling policy move
+to it, then the old one is deleted (AWS refuses to delete a target group a listener still
+uses). A launch template change (instance type, image, user data) rolls through the fleet by
+instance refresh, new instances first (fleet.instance_refresh).
 """
 
 from __future__ import annotations
 
+from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.autoscaling_policy import (
     AutoscalingPolicy,
     AutoscalingPolicyTargetTrackingConfiguration,
@@ -50,6 +58,7 @@ from constructs import Construct
 
 from modules.core.fleet import Fleet
 from modules.core.iam import Statement, policy_document
+from modules.core.naming import HASH_DIGITS, versioned
 from modules.core.network import Network
 from modules.core.settings import ProjectSettings
 from modules.core.stack import PatternStack
@@ -118,9 +127,12 @@ class AlbToAutoScalingFleet(Construct):
                     self, f"alb_ingress_{port}_{index}", security_group_id=self.alb_security_group.id,
                     ip_protocol="tcp", from_port=port, to_port=port, cidr_ipv4=cidr, description=f"Clients on {port}")
 
+        # What forces a new target group; the VPC: its ID, or the range of the VPC created here.
+        identity = {"port": s.target_port, "protocol": "HTTP", "target_type": "instance",
+                    "vpc": s.network.vpc_id if not s.network.creates_vpc else {"cidr": s.network.vpc_cidr}}
         self.target_group = LbTargetGroup(
             self, "target_group",
-            name=name("tg", max_length=32),
+            name=versioned(name("tg", max_length=31 - HASH_DIGITS), identity),  # AWS: 32 characters
             port=s.target_port,
             protocol="HTTP",
             target_type="instance",
@@ -131,6 +143,7 @@ class AlbToAutoScalingFleet(Construct):
                 enabled=True, protocol="HTTP", port="traffic-port", path=s.health_check.path, matcher=s.health_check.matcher,
                 healthy_threshold=s.health_check.healthy_threshold, unhealthy_threshold=s.health_check.unhealthy_threshold,
                 timeout=s.health_check.timeout_seconds, interval=s.health_check.interval_seconds),
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
 
         self.fleet = Fleet(

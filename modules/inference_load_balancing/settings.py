@@ -9,7 +9,9 @@ from pydantic import AfterValidator, Field, model_validator
 from modules.core.fleet_settings import FleetSettings, NetworkSettings
 from modules.core.settings import Ipv4Cidr, Settings, arn_type
 
-AcmCertificateArn = arn_type("acm", "arn:aws:acm:us-east-1:123456789012:certificate/0123abcd-...", r"certificate/[0-9a-f-]{36}")
+AcmCertificateArn = arn_type("acm", "arn:aws:acm:us-east-1:123456789012:certificate/0123abcd-...", r"certificate/[0-9a-f-]{36}",
+                             ("arn:aws:acm:us-east-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef",
+                              "arn:aws:acm:us-east-1:123456789012:certificate/fedcba98-7654-3210-fedc-ba9876543210"))
 
 
 def _tls13_policy(value: str) -> str:
@@ -24,8 +26,8 @@ SslPolicy = Annotated[str, AfterValidator(_tls13_policy)]
 class HealthCheck(Settings):
     """Target group health check (defaults: the reference's)."""
 
-    path: str = Field("/", pattern=r"/[\x21-\x7e]{0,1023}", description="HTTP path the load balancer requests.")
-    matcher: str = Field("200", pattern=r"\d{3}((-|,)\d{3})*", description="Healthy HTTP codes, e.g. `200` or `200-299`.")
+    path: str = Field("/", pattern=r"/[\x21-\x7e]{0,1023}", examples=["/health"], description="HTTP path the load balancer requests.")
+    matcher: str = Field("200", pattern=r"\d{3}((-|,)\d{3})*", examples=["200-299"], description="Healthy HTTP codes, e.g. `200` or `200-299`.")
     healthy_threshold: int = Field(2, ge=2, le=10, description="Consecutive successes before a target is healthy.")
     unhealthy_threshold: int = Field(2, ge=2, le=10, description="Consecutive failures before a target is unhealthy.")
     timeout_seconds: int = Field(3, ge=2, le=120, description="No response within this long is a failure (s).")
@@ -57,14 +59,14 @@ class InferenceLoadBalancingSettings(Settings):
     access_logs: bool = Field(False, description="Write access logs to an encrypted, private S3 bucket created by this stack.")
     access_log_retention_days: int = Field(90, ge=1, le=3650, description="Days access-log objects are kept (with `access_logs`).")
     certificate_arn: AcmCertificateArn | None = Field(None, description="ACM certificate: adds an HTTPS listener on 443 and turns port 80 into a redirect to it.")
-    ssl_policy: SslPolicy = Field("ELBSecurityPolicy-TLS13-1-2-2021-06", description="TLS policy of the HTTPS listener (TLS 1.3 policies only).")
+    ssl_policy: SslPolicy = Field("ELBSecurityPolicy-TLS13-1-2-2021-06", examples=["ELBSecurityPolicy-TLS13-1-3-2021-06"], description="TLS policy of the HTTPS listener (TLS 1.3 policies only).")
     target_port: int = Field(80, ge=1, le=65535, description="Port the inference server listens on (HTTP).")
     health_check: HealthCheck = Field(default_factory=HealthCheck, description="Target health check.")
     deregistration_delay_seconds: int = Field(300, ge=0, le=3600, description="In-flight requests may finish for this long when a target leaves (s); keep >= typical response time.")
     load_balancing_algorithm: Literal["least_outstanding_requests", "round_robin"] = Field(
         "least_outstanding_requests", description="`least_outstanding_requests` (default: inference requests vary widely in duration, so send new ones to the least busy target) or `round_robin`.")
     requests_per_target_per_minute: float = Field(60.0, gt=0, le=100000, description="Target tracking value of ALBRequestCountPerTarget (requests per instance per minute).")
-    user_data: str | None = Field(None, min_length=1, max_length=12000,
+    user_data: str | None = Field(None, min_length=1, max_length=12000, examples=["#!/bin/bash\nsystemctl start my-model-server\n"],
                                   description="Boot script starting your inference server on `target_port`; unset = a placeholder HTTP server answering 200.")
     network: NetworkSettings = Field(default_factory=NetworkSettings, description="VPC and subnets of the load balancer and the fleet.")
     fleet: InferenceFleetSettings = Field(default_factory=InferenceFleetSettings, description="Inference instances and group size.")

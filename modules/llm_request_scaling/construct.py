@@ -1,11 +1,18 @@
-"""Pattern 1: EventBridge rule on inference-request events -> scaling-controller Lambda.
+"""Pattern 1: EventBridge rule on inference-request events -> request Lambda; scheduled scaler.
 
-``EventbridgeToScalingController`` wires:
-rule (default or custom bus) -> target (retry policy, encrypted SQS DLQ) -> Lambda
-(``functions/scaling_controller``), with ``lambda:InvokeFunction`` for
-``events.amazonaws.com`` limited to this rule's ARN. Failed asynchronous invocations also
-land in the DLQ. The function may write metrics only to its namespace and may change only
-the configured scaling target.
+``EventbridgeToScalingController`` wires two paths:
+
+* **request path** (always): rule (default or custom bus) -> target (retry policy, encrypted
+  SQS DLQ) -> function ``<prefix>-llm-controller`` (``handler.handler``), with
+  ``lambda:InvokeFunction`` for ``events.amazonaws.com`` limited to this rule's ARN. The
+  function records each request as CloudWatch embedded metric format (EMF) in its own logs:
+  no API call per request and no CloudWatch or scaling permission. Failed asynchronous
+  invocations land in the DLQ;
+* **decision path** (only with ``scaling_target``): a schedule rule on the default bus,
+  ``rate(1 minute)`` -> function ``<prefix>-llm-scaler`` (``handler.scheduled``), which reads
+  the request rule's own ``AWS/Events`` ``MatchedEvents`` (one count per matched event, however
+  often delivery is retried) and sets the target's capacity. It is the only principal with
+  rights on the target: one writer. Ticks are never retried and expire after one interval.
 """
 
 from __future__ import annotations
@@ -33,7 +40,6 @@ from constructs import Construct
 from modules.core.iam import (
     ANY_RESOURCE,
     Statement,
-    grant_put_metrics,
     grant_send_messages,
     partition_of,
     policy_document,
@@ -46,6 +52,11 @@ from modules.llm_request_scaling.settings import (
     LlmRequestScalingSettings,
     SageMakerVariantTarget,
 )
+
+#: How often the scaler decides (CloudWatch's 1-minute resolution); the handler's TICK_SECONDS.
+SCHEDULE = "rate(1 minute)"
+#: A tick older than one interval is dropped (60 s is also the smallest age AWS accepts).
+TICK_MAX_AGE_SECONDS = 60
 
 
 class EventbridgeToScalingController(Construct):
@@ -82,31 +93,19 @@ class EventbridgeToScalingController(Construct):
                 conditions={"ArnEquals": {"aws:SourceArn": self.rule.arn}})]),
         )
 
-        environment = {
-            "METRIC_NAMESPACE": s.metric_namespace,
-            "MIN_CAPACITY": str(s.scaling.min_capacity),
-            "MAX_CAPACITY": str(s.scaling.max_capacity),
-            "REQUESTS_PER_INSTANCE_PER_MINUTE": str(s.scaling.requests_per_instance_per_minute),
-            "COOLDOWN_SECONDS": str(s.scaling.cooldown_seconds),
-            "RATE_WINDOW_MINUTES": str(s.scaling.rate_window_minutes),
-        }
-        statements = [
-            grant_put_metrics(s.metric_namespace),
-            # GetMetricStatistics has no resource-level permission.
-            Statement(sid="ReadRequestRate", actions=["cloudwatch:GetMetricStatistics"], resources=[ANY_RESOURCE]),
-            grant_send_messages(self.dead_letter_queue.arn, sid="FailedInvocationsToDeadLetterQueue"),
-            *self._target_statements(scope, s, environment),
-        ]
-
+        # The request path: records each request as EMF in its logs, no AWS call, no scaling rights.
+        # Construct id, name, handler, target id and permission are the ones deployments already
+        # have: an apply updates the function in place and the rule keeps delivering.
         self.controller = PythonFunction(
             self, "controller",
             function_name=name("controller"),
             source="scaling_controller",
-            description="Turns inference-request events into metrics and capacity",
-            statements=statements,
+            handler="handler.handler",
+            description="Records each inference-request event as CloudWatch metrics (embedded metric format in its logs)",
+            statements=[grant_send_messages(self.dead_letter_queue.arn, sid="FailedInvocationsToDeadLetterQueue")],
             memory_mb=s.memory_mb,
             timeout_seconds=s.timeout_seconds,
-            environment=environment,
+            environment={"METRIC_NAMESPACE": s.metric_namespace},
             log_retention_days=s.log_retention_days,
         )
 
@@ -138,11 +137,79 @@ class EventbridgeToScalingController(Construct):
                     destination=self.dead_letter_queue.arn)),
         )
 
+        self.schedule: CloudwatchEventRule | None = None
+        self.scaler: PythonFunction | None = None
+        if s.scaling_target is not None:
+            self._scheduled_scaler(scope, s, bus_name)
+
+    def _scheduled_scaler(self, scope: PatternStack, s: LlmRequestScalingSettings, bus_name: str | None) -> None:
+        """The decision path: a schedule rule -> the scaler, the only writer of the target's capacity."""
+        name = scope.resource_name
+        environment = {
+            # The signal: AWS/Events MatchedEvents of the request rule (one count per matched event).
+            "RULE_NAME": self.rule.name,
+            "MIN_CAPACITY": str(s.scaling.min_capacity),
+            "MAX_CAPACITY": str(s.scaling.max_capacity),
+            "REQUESTS_PER_INSTANCE_PER_MINUTE": str(s.scaling.requests_per_instance_per_minute),
+            "COOLDOWN_SECONDS": str(s.scaling.cooldown_seconds),
+            "RATE_WINDOW_MINUTES": str(s.scaling.rate_window_minutes),
+        }
+        if s.signal_event_bus is not None:
+            environment["EVENT_BUS_NAME"] = bus_name or s.signal_event_bus
+        statements = [
+            # GetMetricData has no resource-level permission (and no namespace condition key).
+            Statement(sid="ReadRequestRate", actions=["cloudwatch:GetMetricData"], resources=[ANY_RESOURCE]),
+            *self._target_statements(scope, s, environment),
+        ]
+        # Schedule expressions work only on the account's default bus, whatever bus the requests use.
+        self.schedule = CloudwatchEventRule(
+            self, "schedule",
+            name=name("scaling-schedule"),
+            description="Runs the scaler once a minute (scales in without events, one writer)",
+            schedule_expression=SCHEDULE,
+        )
+        self.scaler = PythonFunction(
+            self, "scaler",
+            function_name=name("scaler"),
+            source="scaling_controller",
+            handler="handler.scheduled",
+            description="Sets the scaling target's capacity from the request rule's matched events, once a minute",
+            statements=statements,
+            memory_mb=s.memory_mb,
+            timeout_seconds=s.scaler_timeout_seconds,
+            environment=environment,
+            log_retention_days=s.log_retention_days,
+            reserved_concurrency=1 if s.scaler_reserved_concurrency else None,
+        )
+        LambdaPermission(
+            self, "allow_schedule",
+            statement_id="AllowScalingSchedule",
+            action="lambda:InvokeFunction",
+            function_name=self.scaler.name,
+            principal="events.amazonaws.com",
+            source_arn=self.schedule.arn,
+        )
+        # A tick is worth nothing late: no retries, dropped after one interval (both sides of the
+        # asynchronous invocation), so ticks never pile up behind a slow or failing one.
+        CloudwatchEventTarget(
+            self, "schedule_target",
+            rule=self.schedule.name,
+            target_id="scaler",
+            arn=self.scaler.arn,
+            retry_policy=CloudwatchEventTargetRetryPolicy(
+                maximum_retry_attempts=0, maximum_event_age_in_seconds=TICK_MAX_AGE_SECONDS),
+        )
+        LambdaFunctionEventInvokeConfig(
+            self, "scaler_ticks",
+            function_name=self.scaler.name,
+            maximum_retry_attempts=0,
+            maximum_event_age_in_seconds=TICK_MAX_AGE_SECONDS,
+        )
+
     def _target_statements(self, scope: PatternStack, s: LlmRequestScalingSettings, env: dict[str, str]) -> list[Statement]:
         """Least-privilege grants on the one scaling target, and its environment."""
         target = s.scaling_target
-        if target is None:
-            return []
+        assert target is not None
         partition, region = partition_of(scope.project.region), scope.project.region
         account = DataAwsCallerIdentity(self, "account").account_id
         env["TARGET_TYPE"] = target.type
@@ -172,7 +239,11 @@ class LlmRequestScalingStack(PatternStack):
         super().__init__(scope, name, project)
         pattern = EventbridgeToScalingController(self, "llm_request_scaling", settings)
         self.pattern = pattern
-        self.output("lambda_function_name", pattern.controller.name, "Scaling-controller Lambda function")
+        self.output("lambda_function_name", pattern.controller.name,
+                    "Request function: records each inference-request event as metrics (EMF)")
         self.output("event_rule_name", pattern.rule.name, "EventBridge rule matching inference-request events")
         self.output("event_rule_arn", pattern.rule.arn, "ARN of the EventBridge rule")
         self.output("dead_letter_queue_url", pattern.dead_letter_queue.url, "Events that could not be delivered or processed")
+        if pattern.scaler is not None and pattern.schedule is not None:
+            self.output("scaler_function_name", pattern.scaler.name, "Scaler: sets the scaling target's capacity once a minute")
+            self.output("schedule_rule_name", pattern.schedule.name, "EventBridge schedule rule that runs the scaler")

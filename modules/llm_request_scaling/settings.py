@@ -50,13 +50,13 @@ class AutoScalingGroupTarget(Settings):
 
 
 class ScalingPolicy(Settings):
-    """How the controller turns the request rate into a capacity."""
+    """How the scaler turns the request rate into a capacity."""
 
-    requests_per_instance_per_minute: float = Field(60.0, gt=0, description="Requests one instance serves per minute; desired = ceil(rate / this).")
-    min_capacity: int = Field(1, ge=0, description="Lowest capacity the controller sets.")
-    max_capacity: int = Field(4, ge=1, le=1000, description="Highest capacity the controller sets; must be >= min_capacity.")
-    cooldown_seconds: int = Field(300, ge=0, le=86400, description="No change within this long after the target's last change.")
-    rate_window_minutes: int = Field(5, ge=1, le=60, description="Request rate is averaged over this many recent minutes.")
+    requests_per_instance_per_minute: float = Field(60.0, gt=0, le=1_000_000, description="Requests one instance serves per minute; desired = ceil(rate / this).")
+    min_capacity: int = Field(1, ge=0, le=1000, description="Lowest capacity the scaler sets.")
+    max_capacity: int = Field(4, ge=1, le=1000, description="Highest capacity the scaler sets; must be >= min_capacity.")
+    cooldown_seconds: int = Field(300, ge=0, le=86400, description="No change within this long after the target's last change (its latest scaling activity or endpoint update).")
+    rate_window_minutes: int = Field(5, ge=1, le=60, description="Request rate = events the rule matched in this many recent whole minutes / this; minutes without requests count as 0.")
 
     @model_validator(mode="after")
     def _min_le_max(self) -> "ScalingPolicy":
@@ -66,7 +66,7 @@ class ScalingPolicy(Settings):
 
 
 class LlmRequestScalingSettings(Settings):
-    """EventBridge rule on inference-request events -> scaling-controller Lambda."""
+    """EventBridge rule on inference-request events -> request-recording Lambda (metrics); with a scaling target, a once-a-minute scaler Lambda sets its capacity."""
 
     event_source: str = Field("my.llm.service", min_length=1, max_length=256, description="Event `source` the rule matches (ignored when `event_pattern` is set).")
     detail_types: list[str] = Field(default_factory=lambda: ["Inference Request"], min_length=1,
@@ -74,16 +74,18 @@ class LlmRequestScalingSettings(Settings):
     event_pattern: Annotated[dict[str, Any], AfterValidator(check_event_pattern)] | None = Field(None, description="Full EventBridge pattern; replaces `event_source`/`detail_types`. Leaves must be arrays.")
     event_bus_name: EventBusName | None = Field(None, description="Custom event bus of the rule; unset = the account's `default` bus.")
     create_event_bus: bool = Field(False, description="Create `event_bus_name` in this stack (otherwise it must exist).")
-    metric_namespace: MetricNamespace = Field("LLM/Inference", description="CloudWatch namespace of the request/token metrics; the function may write only here.")
-    memory_mb: int = Field(256, ge=128, le=10240, description="Controller memory (MB).")
-    timeout_seconds: int = Field(30, ge=1, le=900, description="Controller timeout (s).")
-    log_retention_days: LogRetentionDays = Field(30, description="Retention of the controller's log group.")
-    max_retry_attempts: int = Field(2, ge=0, le=185, description="EventBridge delivery retries before the event goes to the DLQ.")
-    max_event_age_seconds: int = Field(3600, ge=60, le=86400, description="EventBridge gives up on an event older than this (s).")
+    metric_namespace: MetricNamespace = Field("LLM/Inference", description="CloudWatch namespace of the request/token metrics the request function writes (as EMF in its logs).")
+    memory_mb: int = Field(256, ge=128, le=10240, description="Memory of each function, the request function and the scaler (MB).")
+    timeout_seconds: int = Field(30, ge=1, le=900, description="Request function timeout (s).")
+    scaler_timeout_seconds: int = Field(20, ge=10, le=55, description="Scaler timeout (s); below the one-minute schedule, so one tick ends before the next starts (used with `scaling_target`).")
+    scaler_reserved_concurrency: bool = Field(False, description="Reserve a concurrency of 1 for the scaler, so Lambda itself never runs two ticks at once. Lambda reserves only what leaves its minimum unreserved pool (100 in the Lambda documentation) free: new accounts with a concurrency quota of 10 cannot reserve any, so it is off by default.")
+    log_retention_days: LogRetentionDays = Field(30, description="Retention of each function's log group.")
+    max_retry_attempts: int = Field(2, ge=0, le=185, description="EventBridge delivery retries of an inference-request event before it goes to the DLQ.")
+    max_event_age_seconds: int = Field(3600, ge=60, le=86400, description="EventBridge gives up on an inference-request event older than this (s).")
     dlq_retention_seconds: int = Field(1209600, ge=60, le=1209600, description="How long undeliverable events stay in the dead-letter queue (s).")
     scaling_target: SageMakerVariantTarget | AutoScalingGroupTarget | None = Field(
-        None, discriminator="type", description="What the controller scales; unset = metrics only.")
-    scaling: ScalingPolicy = Field(default_factory=ScalingPolicy, description="Rate -> capacity policy (used with `scaling_target`).")
+        None, discriminator="type", description="What the scheduled scaler scales; unset = metrics only (no scaler, no schedule).")
+    scaling: ScalingPolicy = Field(default_factory=ScalingPolicy, description="Rate -> capacity policy of the scaler (used with `scaling_target`).")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "LlmRequestScalingSettings":
@@ -94,7 +96,15 @@ class LlmRequestScalingSettings(Settings):
                              f"variants cannot run zero instances (given {self.scaling.min_capacity})")
         if self.create_event_bus and self.event_bus_name == "default":
             raise ValueError("event_bus_name 'default' always exists; set create_event_bus = false")
+        if self.scaler_reserved_concurrency and self.scaling_target is None:
+            raise ValueError("scaler_reserved_concurrency = true needs scaling_target: without a target there is no scaler "
+                             "(given scaler_reserved_concurrency=true, scaling_target=none)")
         return self
+
+    @property
+    def signal_event_bus(self) -> str | None:
+        """The bus whose name is a dimension of the rule's ``MatchedEvents``: a custom bus, or None (default bus)."""
+        return self.event_bus_name if self.event_bus_name and self.event_bus_name != "default" else None
 
     def rule_event_pattern(self) -> dict[str, Any]:
         """The pattern the rule uses: `event_pattern`, or one built from source and detail types."""

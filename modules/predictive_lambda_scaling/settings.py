@@ -37,8 +37,8 @@ class PeakHours(Settings):
     """Expected peak concurrency in some hours of some days (local time of `schedule.timezone`)."""
 
     days: list[Day] = Field(default_factory=lambda: list(DAYS), min_length=1, description="Days (`mon` .. `sun`) the peak occurs on; default every day.")
-    hours: list[Hour] = Field(min_length=1, description="Hours of the day (0-23) the peak covers, e.g. `[9, 10, 11]` for 09:00-12:00.")
-    concurrency: int = Field(ge=1, le=10000, description="Expected peak concurrent executions in those hours.")
+    hours: list[Hour] = Field(min_length=1, examples=[[9, 10, 11]], description="Hours of the day (0-23) the peak covers, e.g. `[9, 10, 11]` for 09:00-12:00.")
+    concurrency: int = Field(ge=1, le=10000, examples=[40], description="Expected peak concurrent executions in those hours.")
 
 
 class PredictiveSchedule(Settings):
@@ -46,7 +46,7 @@ class PredictiveSchedule(Settings):
 
     timezone: TimeZoneName = Field("UTC", description="IANA time zone of the profile's hours and of the scheduled actions (daylight saving included).")
     peaks: list[PeakHours] = Field(default_factory=list, description="Expected peaks per day of week and hour; overlapping entries keep the highest. Empty and no `csv_path` = no schedule.")
-    csv_path: str | None = Field(None, min_length=1, description="CSV of observed hourly peaks (`day,hour,concurrency` or `timestamp,concurrency`), relative to the settings file; each day and hour keeps its highest value. Replaces `peaks`.")
+    csv_path: str | None = Field(None, min_length=1, examples=["tests/data/observed_hourly_peaks.csv"], description="CSV of observed hourly peaks (`day,hour,concurrency` or `timestamp,concurrency`), relative to the settings file; each day and hour keeps its highest value. Replaces `peaks`.")
     lead_minutes: int = Field(15, ge=0, le=720, description="Raise the minimum this long before each predicted peak (provisioned concurrency takes minutes to become ready).")
     merge_gap_hours: int = Field(1, ge=0, le=23, description="Peak windows separated by at most this many off-peak hours become one window (fewer, longer actions).")
 
@@ -158,8 +158,8 @@ class PlanDynamoDbTable(Settings):
 class RelatedScalingPlan(Settings):
     """Opt-in AWS Auto Scaling plan for resources around the function (plans cannot scale Lambda)."""
 
-    tag_key: str = Field(min_length=1, max_length=128, description="Tag key that finds the plan's resources (application source).")
-    tag_values: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(min_length=1, description="Tag values that find the plan's resources.")
+    tag_key: str = Field(min_length=1, max_length=128, examples=["Application", "Team"], description="Tag key that finds the plan's resources (application source).")
+    tag_values: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(min_length=1, examples=[["inference"], ["inference", "batch"]], description="Tag values that find the plan's resources.")
     resources: list[Annotated[PlanAutoScalingGroup | PlanDynamoDbTable, Field(discriminator="type")]] = Field(
         min_length=1, description="Resources to scale: `{type = \"autoscaling_group\", name = ...}` (predictive scaling) or `{type = \"dynamodb_table\", name = ...}`.")
 

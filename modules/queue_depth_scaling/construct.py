@@ -89,7 +89,11 @@ def worker_user_data(config: dict, packages: list[str], stop_timeout_seconds: in
         "DynamicUser=yes\n"
         "Restart=on-failure\n"
         "RestartSec=5\n"
-        # A stop (shutdown) lets the job in hand finish within its timeout.
+        # A stop (shutdown, scale-in, refresh) sends SIGTERM to the worker only, not to the job's
+        # subprocess (the default KillMode=control-group signals both): the worker finishes the
+        # job in hand, deletes its message and exits. Whatever is left after TimeoutStopSec
+        # (the job timeout + 30 s) gets SIGKILL.
+        "KillMode=mixed\n"
         f"TimeoutStopSec={stop_timeout_seconds}\n"
         "[Install]\n"
         "WantedBy=multi-user.target\n"
@@ -146,6 +150,9 @@ class SqsToAutoScalingWorkers(Construct):
             user_data=worker_user_data(worker_config, s.worker_packages, s.job_timeout_seconds + 30),
             description="queue workers",
             statements=[Statement(sid="ConsumeJobs", actions=WORKER_QUEUE_ACTIONS, resources=[self.queue.arn])],
+            # A busy worker is protected from scale-in: an instance refresh replaces it only once
+            # it has finished its job and cleared the protection (AWS gives up after an hour).
+            protected_instances="Wait",
         )
         # Named by the group's ARN, so in a second policy created after the group.
         self.workers.grant("scale_in_protection", [Statement(

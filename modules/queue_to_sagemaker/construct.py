@@ -1,24 +1,34 @@
 """Pattern 4: SQS queue -> Lambda -> SageMaker real-time endpoint.
 
 ``SqsToSagemakerEndpoint`` wires:
-request queue (encrypted, DLQ after ``max_receive_count`` receives) -> event source mapping
-(batch of 10, partial batch responses, maximum concurrency) -> invoker Lambda
-(``functions/sagemaker_invoker``) -> ``InvokeEndpoint`` on one endpoint -> results queue
-(encrypted, with its own DLQ) or S3 objects under a prefix. Poison messages are sent to the
-request queue's DLQ by the function at once.
+request queue (encrypted, DLQ after ``max_receive_count`` receives, visibility timeout 6x the
+function timeout unless set) -> event source mapping (batch of 10, partial batch responses,
+maximum concurrency) -> invoker Lambda (``functions/sagemaker_invoker``; timeout >= one
+``invocation_timeout_seconds`` + 10 s) -> ``InvokeEndpoint`` on one endpoint -> results queue
+(encrypted, with its own DLQ) or S3 objects under a prefix, keyed by the source message id.
+Poison messages are sent to the request queue's DLQ by the function at once.
 
 ``SageMakerModelEndpoint`` creates model, endpoint configuration and endpoint, with an
 execution role that can pull only the model's ECR repository and read only its model
 archive; with ``endpoint.type = "existing"`` nothing SageMaker is created. The variant's
 instance count is scaled by Application Auto Scaling (target tracking on invocations per
 instance) either way, unless ``autoscaling.enabled = false``.
+
+Day two: SageMaker models and endpoint configurations cannot change in place. Their names
+carry a hash of what they hold (modules/core/naming.py), and both are replaced
+create-before-destroy: a new image, environment, instance type or count creates a new model
+and configuration under new names, the endpoint is updated to the new configuration
+(SageMaker's blue/green update: the old fleet serves until the new one is in service), then
+the old ones are deleted. SageMaker refuses that update while an autoscaled variant changes
+its instance type, so the scalable target is replaced (deregistered before the update,
+registered after it) exactly when the instance type changes.
 """
 
 from __future__ import annotations
 
 import re
 
-from cdktf import TerraformStack
+from cdktf import Precondition, TerraformLocal, TerraformResourceLifecycle, TerraformStack
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.iam_role import IamRole
@@ -47,10 +57,12 @@ from modules.core.iam import (
     policy_document,
 )
 from modules.core.lambda_function import PythonFunction
+from modules.core.naming import HASH_DIGITS, address, versioned
 from modules.core.queue import QueueWithDeadLetter
 from modules.core.settings import ProjectSettings
 from modules.core.stack import PatternStack
 from modules.queue_to_sagemaker.settings import (
+    PLACEHOLDER_IMAGE_URI,
     ExistingEndpoint,
     NewEndpoint,
     QueueResults,
@@ -100,31 +112,46 @@ class SageMakerModelEndpoint(Construct):
         if s.model_data_url:
             statements.append(Statement(sid="ReadModelData", actions=["s3:GetObject"],
                                         resources=[s3_object_arn(s.model_data_url, partition)]))
+        role_name = stack.resource_name("model-role")
         self.role = IamRole(
-            self, "execution_role", name=stack.resource_name("model-role"), assume_role_policy=assume_role_policy("sagemaker.amazonaws.com"),
+            self, "execution_role", name=role_name, assume_role_policy=assume_role_policy("sagemaker.amazonaws.com"),
             description=f"Execution role of the SageMaker model behind endpoint {endpoint_name}")
         self.policy = IamRolePolicy(self, "execution_policy", name="least-privilege", role=self.role.id,
                                     policy=policy_document(statements))
+        image = s.image_uri
+        checks = None
+        if s.image_uri == PLACEHOLDER_IMAGE_URI and not stack.project.emulator:
+            # Synth and validate work with the placeholder; a plan against AWS stops here, with one line.
+            local = TerraformLocal(self, "image_uri", s.image_uri)
+            image = local.as_string
+            checks = [Precondition(
+                condition=f'${{{local.fqn} != "{PLACEHOLDER_IMAGE_URI}"}}',
+                error_message=(f"{stack.stack_name}: endpoint.image_uri is the placeholder {PLACEHOLDER_IMAGE_URI}; "
+                               f"set [{stack.stack_name}] endpoint.image_uri to your model image in ECR"))]
+        container = {"image": s.image_uri, "model_data_url": s.model_data_url, "environment": dict(s.environment)}
+        # Replaced create-before-destroy under a new name whenever what it runs changes.
+        model_name = versioned(stack.resource_name("model", max_length=62 - HASH_DIGITS), {**container, "execution_role": role_name})
         self.model = SagemakerModel(
             self, "model",
-            name=stack.resource_name("model", max_length=63),
+            name=model_name,
             execution_role_arn=self.role.arn,
             primary_container=SagemakerModelPrimaryContainer(
-                image=s.image_uri, model_data_url=s.model_data_url, environment=dict(s.environment) or None),
+                image=image, model_data_url=s.model_data_url, environment=dict(s.environment) or None),
             depends_on=[self.policy],  # the role can pull and read before SageMaker first tries
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True, precondition=checks),
         )
+        variant = {"variant_name": s.variant_name, "instance_type": s.instance_type,
+                   "initial_instance_count": s.initial_instance_count, "initial_variant_weight": 1}
         self.endpoint_configuration = SagemakerEndpointConfiguration(
             self, "endpoint_configuration",
-            name=stack.resource_name("endpoint-config", max_length=63),
+            name=versioned(stack.resource_name("endpoint-config", max_length=62 - HASH_DIGITS),
+                           {**variant, "model_name": model_name, "kms_key_arn": s.kms_key_arn}),
             kms_key_arn=s.kms_key_arn,
-            production_variants=[SagemakerEndpointConfigurationProductionVariants(
-                variant_name=s.variant_name,
-                model_name=self.model.name,
-                instance_type=s.instance_type,
-                initial_instance_count=s.initial_instance_count,
-                initial_variant_weight=1,
-            )],
+            production_variants=[SagemakerEndpointConfigurationProductionVariants(model_name=self.model.name, **variant)],
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
+        #: Attributes whose change SageMaker refuses while the variant is registered for autoscaling.
+        self.replace_scaling_when = [f"{address(self.endpoint_configuration)}.production_variants[0].instance_type"]
         self.endpoint = SagemakerEndpoint(
             self, "endpoint", name=endpoint_name, endpoint_config_name=self.endpoint_configuration.name,
             depends_on=[self.log_group])
@@ -142,7 +169,7 @@ class SqsToSagemakerEndpoint(Construct):
             self, "requests",
             name=name("requests", max_length=76),  # SQS: 80 characters, "-dlq" appended
             max_receive_count=q.max_receive_count,
-            visibility_timeout_seconds=q.visibility_timeout_seconds,
+            visibility_timeout_seconds=s.visibility_timeout_seconds,  # set, or 6 x the function timeout + batching window
             message_retention_seconds=q.message_retention_seconds,
             delay_seconds=q.delay_seconds,
             max_message_size=q.max_message_size,
@@ -175,6 +202,8 @@ class SqsToSagemakerEndpoint(Construct):
             "ACCEPT": s.accept,
             "DEAD_LETTER_QUEUE_URL": self.queue.dead_letter_queue.url,
             "RESULTS_DESTINATION": s.results.type,
+            # Each InvokeEndpoint waits at most this, and at most what the invocation has left.
+            "INVOCATION_TIMEOUT_SECONDS": str(s.invocation_timeout_seconds),
         }
         self.results_queue: QueueWithDeadLetter | None = None
         if isinstance(s.results, QueueResults):
@@ -223,6 +252,7 @@ class SqsToSagemakerEndpoint(Construct):
                 scalable_dimension="sagemaker:variant:DesiredInstanceCount",
                 min_capacity=a.min_capacity,
                 max_capacity=a.max_capacity,
+                replace_when=self.model_endpoint.replace_scaling_when if self.model_endpoint else (),
             )
             self.scaling.track(
                 "invocations_tracking",

@@ -20,6 +20,20 @@ from modules.core.settings import (
 )
 
 
+#: Default of `endpoint.image_uri`: a placeholder that synthesizes and validates but can never
+#: run; `make preflight` and a Terraform precondition stop a plan against AWS that still uses it.
+PLACEHOLDER_IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest"
+
+#: Seconds the invoker needs beside one inference: connect (2), one result write (2 + 3), the
+#: batch response (1) and 2 s of slack for a cold start (functions/sagemaker_invoker/handler.py;
+#: tests/test_sagemaker_invoker_handler.py checks the two agree).
+INVOKER_OVERHEAD_SECONDS = 10
+
+#: AWS: "set the source queue's visibility timeout to at least six times the timeout that you
+#: configure on your function" (plus the batching window, during which messages are in flight).
+VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT = 6
+
+
 class InputQueue(Settings):
     """The request queue (the reference's attributes are the defaults) and its dead-letter queue."""
 
@@ -27,7 +41,11 @@ class InputQueue(Settings):
     max_message_size: int = Field(262144, ge=1024, le=262144, description="Largest message (bytes).")
     message_retention_seconds: int = Field(345600, ge=60, le=1209600, description="How long unprocessed messages are kept (s; 4 days).")
     receive_wait_time_seconds: int = Field(0, ge=0, le=20, description="Long-polling wait of ReceiveMessage (s); Lambda's poller long-polls anyway.")
-    visibility_timeout_seconds: int = Field(180, ge=1, le=43200, description="How long a received message stays hidden (s); AWS recommends 6x the function timeout.")
+    visibility_timeout_seconds: int | None = Field(
+        None, ge=1, le=43200,
+        description="How long a received message stays hidden (s), so also how long a failed message waits for its retry. "
+                    "Unset = AWS's recommendation for Lambda event sources: 6 x `timeout_seconds` + `max_batching_window_seconds` "
+                    "(420 s with the defaults); at least `timeout_seconds` when set.")
     max_receive_count: int = Field(5, ge=1, le=1000, description="Receives before SQS moves a message to the dead-letter queue (bounds retries of retryable failures).")
     kms_key_arn: KmsKeyArn | None = Field(None, description="Customer-managed KMS key of the queues; unset = SQS-managed encryption (SSE-SQS).")
 
@@ -36,8 +54,8 @@ class NewEndpoint(Settings):
     """Create model, endpoint configuration and endpoint in this stack."""
 
     type: Literal["create"] = Field(description="`create`.")
-    image_uri: EcrImageUri = Field("123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest",
-                                   description="Inference container image in ECR (placeholder default: set yours). The model may pull only this repository.")
+    image_uri: EcrImageUri = Field(PLACEHOLDER_IMAGE_URI,
+                                   description="Inference container image in ECR (placeholder default: set yours; a plan against AWS stops while it is the placeholder). The model may pull only this repository.")
     model_data_url: S3ObjectUrl | None = Field(None, description="Model archive in S3 (`model.tar.gz`); the model may read only this object. Unset = the weights are in the image.")
     environment: dict[str, str] = Field(default_factory=dict, description="Environment of the inference container.")
     instance_type: SageMakerInstanceType = Field("ml.m5.large", description="Instance type of the production variant.")
@@ -91,7 +109,10 @@ class QueueToSageMakerSettings(Settings):
 
     queue: InputQueue = Field(default_factory=InputQueue, description="Request queue and its dead-letter queue.")
     memory_mb: int = Field(512, ge=128, le=10240, description="Function memory (MB).")
-    timeout_seconds: int = Field(30, ge=1, le=900, description="Function timeout (s).")
+    timeout_seconds: int = Field(70, ge=1, le=900, description=f"Function timeout (s); at least `invocation_timeout_seconds` + {INVOKER_OVERHEAD_SECONDS}, "
+                                                                  "so one full inference, its result write and the batch response fit in one invocation.")
+    invocation_timeout_seconds: int = Field(60, ge=1, le=60, description="Longest wait for one InvokeEndpoint response (s; SageMaker real-time endpoints allow 60). "
+                                                                           "Each call waits at most this, and never longer than what is left of the invocation minus the time kept to write its result.")
     log_retention_days: LogRetentionDays = Field(30, description="Retention of the function's log group (and the endpoint's).")
     batch_size: int = Field(10, ge=1, le=10000, description="Messages per invocation (more than 10 needs `max_batching_window_seconds`).")
     max_batching_window_seconds: int = Field(0, ge=0, le=300, description="Wait up to this long to fill a batch (s).")
@@ -104,9 +125,20 @@ class QueueToSageMakerSettings(Settings):
     results: QueueResults | S3Results = Field(default_factory=lambda: QueueResults(type="queue"), discriminator="type",
                                               description="Where results go: `{type = \"queue\"}` (created) or `{type = \"s3\", bucket = ...}`.")
 
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """The request queue's visibility timeout: the setting, or AWS's recommendation when unset."""
+        if self.queue.visibility_timeout_seconds is not None:
+            return self.queue.visibility_timeout_seconds
+        return VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT * self.timeout_seconds + self.max_batching_window_seconds
+
     @model_validator(mode="after")
     def _cross_checks(self) -> "QueueToSageMakerSettings":
-        if self.queue.visibility_timeout_seconds < self.timeout_seconds:
+        if self.timeout_seconds < self.invocation_timeout_seconds + INVOKER_OVERHEAD_SECONDS:
+            raise ValueError(f"timeout_seconds must be >= invocation_timeout_seconds + {INVOKER_OVERHEAD_SECONDS}, so one full "
+                             f"inference, its result write and the batch response fit in one invocation "
+                             f"(given timeout_seconds={self.timeout_seconds}, invocation_timeout_seconds={self.invocation_timeout_seconds})")
+        if self.queue.visibility_timeout_seconds is not None and self.queue.visibility_timeout_seconds < self.timeout_seconds:
             raise ValueError(f"queue.visibility_timeout_seconds must be >= timeout_seconds, or messages are received again while "
                              f"still being processed (given visibility_timeout_seconds={self.queue.visibility_timeout_seconds}, "
                              f"timeout_seconds={self.timeout_seconds})")

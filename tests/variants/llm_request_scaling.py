@@ -16,4 +16,11 @@ VARIANTS = {
         "event_pattern": {"source": ["acme.llm"], "detail": {"priority": ["high"]}},
         "scaling_target": {"type": "sagemaker_variant", "endpoint_name": "Chat-Endpoint", "variant_name": "blue"},
     }),
+    # An existing custom bus (not created here), a reserved scaler and a longer scaler timeout.
+    "llm-existing-bus-reserved": ("llm-request-scaling", {
+        "event_bus_name": "shared-bus",
+        "scaling_target": {"type": "autoscaling_group", "name": "gpu-pool"},
+        "scaler_reserved_concurrency": True,
+        "scaler_timeout_seconds": 45,
+    }),
 }

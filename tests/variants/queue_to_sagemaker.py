@@ -8,6 +8,7 @@ VARIANTS = {
         "queue": {"kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
                   "max_receive_count": 3, "visibility_timeout_seconds": 360},
         "timeout_seconds": 60,
+        "invocation_timeout_seconds": 45,
         "max_concurrency": 20,
         "batch_size": 50,
         "max_batching_window_seconds": 5,
@@ -23,5 +24,9 @@ VARIANTS = {
                      "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/abcd1234-12ab-34cd-56ef-1234567890ab"},
         "autoscaling": {"enabled": False},
         "content_type": "text/csv",
+        # A short inference limit and no visibility timeout given: 6 x 40 + 2 = 242 s.
+        "invocation_timeout_seconds": 20,
+        "timeout_seconds": 40,
+        "max_batching_window_seconds": 2,
     }),
 }

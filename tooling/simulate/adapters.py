@@ -122,8 +122,8 @@ def llm_request_scaling(s: LlmRequestScalingSettings, overrides: Mapping[str, fl
     target = ("SageMaker variant" if sagemaker else "Auto Scaling group" if s.scaling_target is not None
               else "no scaling_target set: metrics only; simulated as if a target were set")
     policy = (
-        f"controller Lambda on each request: desired = ceil(requests per minute over the last {p.rate_window_minutes} min "
-        f"/ {p.requests_per_instance_per_minute:g}), {p.min_capacity}..{p.max_capacity} instances, "
+        f"scaler Lambda every minute (schedule): desired = ceil(requests per minute over the last {p.rate_window_minutes} min, "
+        f"empty minutes included, / {p.requests_per_instance_per_minute:g}), {p.min_capacity}..{p.max_capacity} instances, "
         f"no change within {p.cooldown_seconds} s of the last one" + ("; holds while the endpoint is updating" if sagemaker else ""),
         f"target: {target}",
         f"each instance serves {p.requests_per_instance_per_minute:g} requests a minute (settings: scaling.requests_per_instance_per_minute)",

@@ -10,7 +10,10 @@ Poisson counts around a smooth mean so minutes vary as real traffic does:
 - ``burst.csv``: three hours (180 minutes) from 2024-05-07 12:00 UTC; 20 a minute, then
   200 a minute for 30 minutes from minute 60 (a sudden burst, e.g. a batch submitted at once);
 - ``ramp.csv``: eight hours (480 minutes) from 2024-05-08 06:00 UTC; the mean rises linearly
-  from 10 to 200 a minute over six hours, then holds.
+  from 10 to 200 a minute over six hours, then holds;
+- ``stop.csv``: three hours (180 minutes) from 2024-05-09 18:00 UTC; 120 a minute for an hour,
+  then none at all (the producers stop: a batch ends, traffic moves to another region), which
+  shows whether a policy scales in without any request.
 
 The sizes suit the request-serving stacks' defaults (tens to a few hundred requests a minute).
 Jobs of queue-depth-scaling take 30 s of a worker each by default, so they arrive far less
@@ -66,11 +69,16 @@ def ramp_mean(minute: int) -> float:
     return 10 + 190 * min(minute, 360) / 360
 
 
+def stop_mean(minute: int) -> float:
+    return 120.0 if minute < 60 else 0.0
+
+
 #: name -> (start, minutes, mean arrivals per minute)
 TRACES: dict[str, tuple[datetime, int, Callable[[int], float]]] = {
     "diurnal": (datetime(2024, 5, 6, 0, 0, tzinfo=timezone.utc), 1440, diurnal_mean),
     "burst": (datetime(2024, 5, 7, 12, 0, tzinfo=timezone.utc), 180, burst_mean),
     "ramp": (datetime(2024, 5, 8, 6, 0, tzinfo=timezone.utc), 480, ramp_mean),
+    "stop": (datetime(2024, 5, 9, 18, 0, tzinfo=timezone.utc), 180, stop_mean),
 }
 
 

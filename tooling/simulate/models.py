@@ -24,8 +24,9 @@ Policies (each a small stateful object; ``decide(minute) -> desired capacity``)
     group's cooldown. An alarm with an Auto Scaling action invokes it every minute it stays
     in ALARM; a policy whose change is clipped to no change starts no cooldown.
     :class:`TargetTracking`: AWS target tracking, approximated (see its docstring).
-    :class:`RateController`: the llm-request-scaling controller, calling the Lambda's own
-    ``desired_capacity`` and ``decide`` (functions/scaling_controller/handler.py).
+    :class:`RateController`: the llm-request-scaling scaler (every minute, on a schedule),
+    calling the Lambda's own ``rate_per_minute``, ``desired_capacity`` and ``decide``
+    (functions/scaling_controller/handler.py).
     :func:`scheduled_minimums`: Application Auto Scaling scheduled actions on the minimum.
 """
 
@@ -342,14 +343,15 @@ def load_controller() -> ModuleType:
 
 
 class RateController:
-    """The llm-request-scaling controller: runs on each request event; modelled once per minute.
+    """The llm-request-scaling scaler: a schedule runs it at the end of every minute, traffic or not.
 
-    At the end of a minute with at least one request (no request, no event, no invocation),
-    the rate is the sum of the last ``window_minutes`` minutes / ``window_minutes`` (the
-    handler's CloudWatch query), ``desired_capacity`` turns it into a capacity and
-    ``decide`` applies the cooldown since the last change it made and, for a SageMaker
-    variant (``busy_while_warming``), holds while new instances are still starting
-    (endpoint ``Updating``).
+    The rate is the sum of the last ``window_minutes`` minutes / ``window_minutes``, empty
+    minutes included (the handler's ``MatchedEvents`` query: minutes without requests have no
+    datapoint and count 0), so the rate falls when traffic stops and the scaler scales in.
+    ``desired_capacity`` turns it into a capacity and ``decide`` applies the cooldown since the
+    target's last change (the scaler is its only writer, so that is the scaler's own last
+    change) and, for a SageMaker variant (``busy_while_warming``), holds while new instances are
+    still starting (endpoint ``Updating``).
     """
 
     def __init__(self, *, per_instance_per_minute: float, minimum: int, maximum: int, cooldown_seconds: int,
@@ -363,9 +365,7 @@ class RateController:
 
     def decide(self, minute: Minute) -> int:
         self._window.append(minute.arrivals)
-        if minute.arrivals <= 0:
-            return minute.desired
-        rate = sum(self._window) / self.window_minutes
+        rate = self.controller.rate_per_minute(list(self._window), self.window_minutes)
         desired = self.controller.desired_capacity(rate, self.per_instance_per_minute, self.minimum, self.maximum)
         now = EPOCH + timedelta(minutes=minute.index + 1)
         busy = self.busy_while_warming and minute.serving < minute.desired

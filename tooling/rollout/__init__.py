@@ -1,0 +1,1 @@
+"""`make rollout-check`: what each setting change does to running infrastructure (see check.py)."""
