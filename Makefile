@@ -15,7 +15,7 @@ PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
 NPM ?= npm
 
-.PHONY: help install synth validate test check-settings clean docs deploy-local destroy-local bench plan apply security simulate unit preflight
+.PHONY: help install synth validate test check-settings clean docs deploy-local destroy-local bench plan apply security simulate unit preflight upgrade-check unlock terraform
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -71,8 +71,20 @@ plan: install ## terraform plan per stack -> plans/*.json, *.md, summary.md (TAR
 apply: install ## apply the saved plans in plans/ made by `make plan TARGET=aws` (CI: behind the protected environment)
 	$(RUN) python -m tooling.plan --apply $(PLAN_ARGS)
 
+upgrade-check: install ## plan this checkout against the stacks of BASE=<git ref> applied on a private emulator -> plans/ (STACKS="a b" limits it)
+	@test -n "$(BASE)" || { echo 'BASE is required, e.g. make upgrade-check BASE=origin/main' >&2; exit 2; }
+	$(RUN) python -m tooling.upgrade_check --base "$(BASE)" $(foreach s,$(STACKS),--stack $(s)) $(UPGRADE_ARGS)
+
+unlock: install ## release a stale state lock after a killed apply: STACK=name LOCK_ID=id (TARGET=emulator (default) or aws)
+	@test -n "$(STACK)" -a -n "$(LOCK_ID)" || { echo 'usage: make unlock STACK=<stack> LOCK_ID=<ID from the lock message> [TARGET=aws]' >&2; exit 2; }
+	$(RUN) python -m tooling.recovery unlock --stack "$(STACK)" --lock-id "$(LOCK_ID)" $(if $(TARGET),--target "$(TARGET)") $(if $(EMULATOR_DIR),--dir "$(EMULATOR_DIR)")
+
+terraform: install ## a terraform command in a stack's folder with the target's environment: STACK=name ARGS="state push errored.tfstate"
+	@test -n "$(STACK)" -a -n "$(ARGS)" || { echo 'usage: make terraform STACK=<stack> ARGS="<terraform arguments>" [TARGET=aws]' >&2; exit 2; }
+	$(RUN) python -m tooling.recovery terraform --stack "$(STACK)" $(if $(TARGET),--target "$(TARGET)") $(if $(EMULATOR_DIR),--dir "$(EMULATOR_DIR)") -- $(ARGS)
+
 security: synth ## checkov on cdktf.out/stacks; fails on a failed check not in security-skips.yaml, or on a stale skip
 	$(RUN) python -m tooling.security
 
-clean: ## remove generated files (keeps state files and .venv)
+clean: ## remove generated files (keeps state files, errored-state/ and .venv)
 	rm -rf cdktf.out .terraform .pytest_cache plans simulation

@@ -6,8 +6,12 @@ temporary working folder with the default settings, in this order:
 1. deploy: every stack applies, its second plan is clean (emulator gaps aside) and its wiring
    checks pass through the AWS API;
 2. two applies of one stack at once: the second fails on the S3 lock and the state is intact;
-3. deploy again: safe, still clean;
-4. destroy: nothing left on the emulator; destroy again: safe, nothing to do.
+3. recovery from a killed apply (tooling/recovery.py): a SIGKILLed apply's stale lock stops the
+   next deploy before it applies anything, with the command that releases it; an
+   ``errored.tfstate`` stops it until pushed; a resource missing from state fails with "already
+   exists" and the printed import command fixes it; each printed command is run as printed;
+4. deploy again: safe, still clean;
+5. destroy: nothing left on the emulator; destroy again: safe, nothing to do.
 
 The first tests classify hand-written plan JSON (no emulator): what counts as an emulator gap
 and what is a perpetual diff, i.e. a bug.
@@ -16,6 +20,10 @@ and what is a perpetual diff, i.e. a bug.
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -208,6 +216,145 @@ def test_a_second_apply_of_a_stack_fails_on_the_lock_and_leaves_state_intact(fir
     assert not [o for o in s3.list_objects_v2(Bucket=local.STATE_BUCKET, Prefix=key).get("Contents", [])
                 if o["Key"].endswith(".tflock")], "the lock must be released"
     assert local.plan_after_apply(ws, emulator, LOCK_STACK).clean
+
+
+RECOVERY_STACK = "predictive-lambda-scaling"  # applies in ~10 s
+
+
+def _serials(s3) -> dict[str, int]:
+    from tooling import deploy_local as local
+
+    listed = s3.list_objects_v2(Bucket=local.STATE_BUCKET, Prefix=f"{local.KEY_PREFIX}/").get("Contents", [])
+    return {o["Key"]: json.loads(s3.get_object(Bucket=local.STATE_BUCKET, Key=o["Key"])["Body"].read())["serial"]
+            for o in listed if o["Key"].endswith(".tfstate")}
+
+
+def _printed(output: str, start: str) -> list[str]:
+    return [line.strip() for line in output.splitlines() if line.strip().startswith(start)]
+
+
+def _run_printed(line: str) -> subprocess.CompletedProcess:
+    """A `make unlock` / `make terraform` / `mv` line the deploy printed, run as printed. ``make``
+    lines run their recipe's command (tests/test_recovery.py checks the Makefile maps them so),
+    because `make` would first run `make install`."""
+    words = shlex.split(line)
+    if words[0] == "mv":
+        shutil.move(words[1], words[2])
+        return subprocess.CompletedProcess(words, 0, "", "")
+    assert words[0] == "make" and words[1] in ("unlock", "terraform"), line
+    given = dict(word.split("=", 1) for word in words[2:])
+    args = [words[1], "--stack", given["STACK"]]
+    if words[1] == "unlock":
+        args += ["--lock-id", given["LOCK_ID"]]
+    if "EMULATOR_DIR" in given:
+        args += ["--dir", given["EMULATOR_DIR"]]
+    if words[1] == "terraform":
+        args += ["--", *shlex.split(given["ARGS"])]
+    run = subprocess.run([sys.executable, "-m", "tooling.recovery", *args], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=600)
+    print(f"$ {line}  # exit {run.returncode}\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+    return run
+
+
+def _deploy_one(workdir: Path) -> subprocess.CompletedProcess:
+    return _deploy_local("deploy", "--dir", str(workdir), "--settings", str(workdir.parent / "settings.toml"),
+                         "--stack", RECOVERY_STACK)
+
+
+@pytest.mark.emulator
+def test_a_killed_apply_leaves_a_stale_lock_that_stops_the_deploy_until_make_unlock_releases_it(first_deploy, workdir):
+    from tooling import deploy_local as local
+    from tooling import emulator as emu
+
+    assert first_deploy.returncode == 0
+    emulator = emu.load(workdir)
+    ws = local.Workspace(workdir)
+    s3 = emulator.client("s3")
+    lock_key = local.state_key(RECOVERY_STACK) + ".tflock"
+    serials = _serials(s3)
+
+    # An apply takes the lock and waits at its prompt; then it dies as a vanished CI runner does.
+    apply = subprocess.Popen(["terraform", "apply", "-no-color", "-input=true"], cwd=ws.stack_dir(RECOVERY_STACK),
+                             env=local.terraform_env(emulator), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not s3.list_objects_v2(Bucket=local.STATE_BUCKET, Prefix=lock_key).get("Contents"):
+            assert apply.poll() is None and time.monotonic() < deadline, "the apply never took the lock"
+            time.sleep(0.5)
+    finally:
+        os.killpg(apply.pid, signal.SIGKILL)
+        apply.wait()
+    lock = json.loads(s3.get_object(Bucket=local.STATE_BUCKET, Key=lock_key)["Body"].read())
+
+    stopped = _deploy_local("deploy", "--dir", str(workdir), "--settings", str(workdir.parent / "settings.toml"))
+    assert stopped.returncode == 1
+    assert "deploy-local STOPPED before applying anything" in stopped.stderr
+    assert f"[{RECOVERY_STACK}] the state is LOCKED (s3://{local.STATE_BUCKET}/{lock_key}): lock `{lock['ID']}`: " \
+           f"apply by {lock['Who']}, since " in stopped.stderr
+    assert " ago), Terraform " in stopped.stderr and "never released automatically" in stopped.stderr
+    assert "applying" not in stopped.stdout and "deploy-local applied nothing" in stopped.stdout
+    assert _serials(s3) == serials, "a stopped deploy must not write any state"
+
+    [unlock] = _printed(stopped.stderr, "make unlock")
+    assert unlock == f"make unlock STACK={RECOVERY_STACK} LOCK_ID={lock['ID']} EMULATOR_DIR={workdir}"
+    released = _run_printed(unlock)
+    assert released.returncode == 0 and "successfully unlocked" in released.stdout, released.stderr
+    assert not s3.list_objects_v2(Bucket=local.STATE_BUCKET, Prefix=lock_key).get("Contents")
+    assert local.plan_after_apply(ws, emulator, RECOVERY_STACK).clean
+
+
+@pytest.mark.emulator
+def test_an_errored_state_file_stops_the_deploy_until_it_is_pushed(first_deploy, workdir):
+    from tooling import deploy_local as local
+    from tooling import emulator as emu
+
+    assert first_deploy.returncode == 0
+    emulator = emu.load(workdir)
+    ws = local.Workspace(workdir)
+    s3 = emulator.client("s3")
+    key = local.state_key(RECOVERY_STACK)
+    state = json.loads(s3.get_object(Bucket=local.STATE_BUCKET, Key=key)["Body"].read())
+    state["serial"] += 1  # what Terraform writes when it cannot reach the backend: a newer state
+    errored = ws.stack_dir(RECOVERY_STACK) / "errored.tfstate"
+    errored.write_text(json.dumps(state))
+
+    stopped = _deploy_one(workdir)
+    assert stopped.returncode == 1 and "deploy-local STOPPED before applying anything" in stopped.stderr
+    assert f"{errored} exists: an earlier apply could not write its state" in stopped.stderr
+    [push] = _printed(stopped.stderr, "make terraform")
+    assert push == f'make terraform STACK={RECOVERY_STACK} ARGS="state push errored.tfstate" EMULATOR_DIR={workdir}'
+    assert errored.exists(), "the deploy must not re-synthesize (and so delete) the stack folder"
+    assert _run_printed(push).returncode == 0
+    pushed = json.loads(s3.get_object(Bucket=local.STATE_BUCKET, Key=key)["Body"].read())
+    assert pushed["lineage"] == state["lineage"] and pushed["serial"] >= state["serial"], "the newer state is on the backend"
+    [move] = _printed(stopped.stderr, "mv ")
+    assert _run_printed(move).returncode == 0 and not errored.exists()
+
+
+@pytest.mark.emulator
+def test_a_resource_missing_from_state_fails_with_already_exists_and_the_printed_import_fixes_it(first_deploy, workdir):
+    from tooling import deploy_local as local
+
+    assert first_deploy.returncode == 0
+    ws = local.Workspace(workdir)
+    [role] = json.loads((ws.stack_dir(RECOVERY_STACK) / "cdk.tf.json").read_text())["resource"]["aws_iam_role"]
+    address = f"aws_iam_role.{role}"
+    # What an apply killed between CreateRole and its next state write leaves: the role, not in state.
+    forgot = _run_printed(f'make terraform STACK={RECOVERY_STACK} ARGS="state rm {address}" EMULATOR_DIR={workdir}')
+    assert forgot.returncode == 0
+
+    failed = _deploy_one(workdir)
+    assert failed.returncode == 1
+    assert f"`{address}` (aiscale-pred-inference-role) already exists in AWS but not in the state" in failed.stdout
+    [command] = _printed(failed.stdout, "make terraform")
+    assert command == (f'make terraform STACK={RECOVERY_STACK} ARGS="import {address} aiscale-pred-inference-role" '
+                       f"EMULATOR_DIR={workdir}")
+    assert _run_printed(command).returncode == 0
+
+    fixed = _deploy_one(workdir)
+    assert fixed.returncode == 0, fixed.stdout[-3000:] + fixed.stderr[-2000:]
+    assert _summary_rows(fixed.stdout)[RECOVERY_STACK][6] == "ok"
 
 
 @pytest.mark.emulator

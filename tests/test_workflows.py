@@ -96,7 +96,8 @@ def test_pull_requests_run_the_tests_synth_and_plan_in_order(pr):
     assert "pull_request" in pr["on"]
     job = pr["jobs"]["review"]
     commands = [step["run"].split("\n")[0] for step in steps(job) if "run" in step]
-    order = [next(i for i, c in enumerate(commands) if c.startswith(prefix)) for prefix in ("make test", "make synth", "make plan")]
+    prefixes = ("make test", "make synth", "make upgrade-check", "make plan TARGET=aws", "make simulate")
+    order = [next(i for i, c in enumerate(commands) if c.startswith(prefix)) for prefix in prefixes]
     assert order == sorted(order), commands
     assert uses(job, "hashicorp/setup-terraform")[0]["with"] == {"terraform_version": "~1.11.0", "terraform_wrapper": False}
     assert uses(job, "actions/setup-python")[0]["with"]["python-version"] == "3.11"
@@ -111,6 +112,22 @@ def test_pull_requests_plan_on_the_emulator_unless_a_plan_role_is_configured(pr)
     credentials = uses(job, "aws-actions/configure-aws-credentials")[0]
     assert credentials["if"] == "env.PLAN_TARGET == 'aws'"
     assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_PLAN_ROLE_ARN }}"
+
+
+def test_pull_requests_plan_the_upgrade_from_the_base_branch_on_the_emulator_and_aws_with_the_role(pr):
+    job = pr["jobs"]["review"]
+    assert job["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    by_command = {step["run"]: step for step in steps(job) if "run" in step}
+    upgrade = by_command['make upgrade-check BASE="origin/$BASE_REF"']
+    assert upgrade["if"] == "env.PLAN_TARGET == 'emulator'"
+    aws = by_command["make plan TARGET=aws"]
+    assert aws["if"] == "env.PLAN_TARGET == 'aws'"
+    credentials = uses(job, "aws-actions/configure-aws-credentials")[0]
+    assert steps(job).index(credentials) < steps(job).index(aws)
+    plans = [c for c in by_command if c.startswith(("make plan", "make upgrade-check"))]
+    assert sorted(plans) == sorted(['make upgrade-check BASE="origin/$BASE_REF"', "make plan TARGET=aws"]), \
+        "exactly one plan step per target: no plan from empty state on the emulator"
+    assert "BASE_REF" in uses(job, "actions/github-script")[0]["with"]["script"]
 
 
 def test_pull_requests_upload_plans_without_binary_plan_files(pr):

@@ -1,6 +1,6 @@
 """`make deploy-local` / `make destroy-local`: every stack, really applied, on a local emulator.
 
-    python -m tooling.deploy_local deploy  [--dir .emulator] [--settings FILE] [--jobs 2]
+    python -m tooling.deploy_local deploy  [--dir .emulator] [--settings FILE] [--jobs 2] [--stack NAME ...]
     python -m tooling.deploy_local destroy [--dir .emulator]
 
 deploy:
@@ -16,6 +16,13 @@ deploy:
    ``terraform plan -detailed-exitcode`` that must show no changes, then the wiring checks
    of tooling/local_checks.py through boto3;
 5. prints a summary table; exits 1 if anything failed.
+
+Before step 3 it looks for what a killed or failed earlier deploy left (tooling/recovery.py):
+a ``.tflock`` object beside a stack's state (stale lock) or an ``errored.tfstate`` in a
+stack's folder. Either stops the deploy before anything is applied, with the exact command
+that fixes it (``make unlock STACK=... LOCK_ID=...``, ``make terraform STACK=... ARGS="state
+push errored.tfstate"``); a lock is never released automatically. An apply that fails with
+"already exists" prints the ``terraform import`` command for the resource.
 
 The AWS provider is pointed at the emulator through the environment only (AWS_ENDPOINT_URL,
 fake credentials, no shared AWS config; see tooling/emulator.aws_env): the synthesized
@@ -44,6 +51,7 @@ from typing import Any, Callable
 from modules.core.settings import read_toml
 from modules.registry import PROJECT_ROOT, SETTINGS_ENV, STACKS, settings_path
 from tooling import emulator as emu
+from tooling import recovery
 from tooling.local_checks import Check, CheckContext, leftovers, run_checks
 from tooling.terraform import Run, cli_config_env, find_provider_mirror, terraform
 
@@ -239,12 +247,15 @@ def state_key(stack: str) -> str:
     return f"{KEY_PREFIX}/{stack}.tfstate"
 
 
-def synthesize(ws: Workspace) -> subprocess.CompletedProcess:
-    """All stacks in one process, through main.py, exactly as `make synth` does."""
+def synthesize(ws: Workspace, root: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    """All stacks in one process, through ``<root>/main.py``, exactly as `make synth` does.
+
+    ``root`` is another checkout of the project (upgrade-check runs the base revision's own
+    code); the current interpreter runs it."""
     env = dict(os.environ, **{
         SETTINGS_ENV: str(ws.settings), "CDKTF_OUTDIR": str(ws.outdir),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
-    return subprocess.run([sys.executable, "main.py"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "main.py"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
 
 
 def synthesized_stacks(ws: Workspace) -> list[str]:
@@ -399,6 +410,9 @@ class StackReport:
     checks: list[Check] = field(default_factory=list)
     error: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    #: What to do about a failed apply (lock, errored.tfstate, "already exists"), with commands.
+    problems: list[recovery.Problem] = field(default_factory=list)
+    verified: bool = True  # second plan and wiring checks ran (deploy(verify=False) skips them)
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -406,6 +420,8 @@ class StackReport:
 
     @property
     def ok(self) -> bool:
+        if not self.verified:
+            return not self.error
         return not self.error and self.plan is not None and self.plan.clean and not self.failed_checks
 
 
@@ -415,14 +431,48 @@ class DeployReport:
     emulator: emu.Emulator | None
     seconds: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    #: Found before applying anything (stale lock, errored.tfstate): nothing was applied.
+    problems: list[recovery.Problem] = field(default_factory=list)
+    #: Stacks asked for (``stacks=``) that the checkout does not synthesize (``missing_ok=True``).
+    missing: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.error and all(s.ok for s in self.stacks)
+        return not self.error and not self.problems and all(s.ok for s in self.stacks)
 
 
-def deploy_stack(ws: Workspace, emulator: emu.Emulator, stack: str, region: str) -> StackReport:
-    report = StackReport(stack)
+def recovery_commands(ws: Workspace) -> recovery.Commands:
+    """Recovery commands (`make unlock`, `make terraform`) for this emulator folder."""
+    return recovery.Commands("emulator", ws.dir)
+
+
+def check_before_deploy(ws: Workspace, emulator: emu.Emulator, region: str, stacks: list[str] | None) -> list[recovery.Problem]:
+    """Stale locks on the emulator's state and errored.tfstate files left by an earlier deploy.
+
+    Runs before synthesis: synthesis replaces ``<dir>/cdktf.out`` and with it any
+    ``errored.tfstate`` (the only record of what a failed apply created)."""
+    commands = recovery_commands(ws)
+    problems = []
+    s3 = emulator.client("s3", region)
+    listed = s3.list_objects_v2(Bucket=STATE_BUCKET, Prefix=f"{KEY_PREFIX}/").get("Contents", [])
+    for obj in listed:
+        if not obj["Key"].endswith(".tfstate.tflock"):
+            continue
+        stack = obj["Key"][len(KEY_PREFIX) + 1:-len(".tfstate.tflock")]
+        if stacks and stack not in stacks:
+            continue
+        lock = recovery.read_s3_lock(s3, STATE_BUCKET, obj["Key"])
+        if lock is not None:
+            problems.append(recovery.lock_problem(stack, ws.stack_dir(stack), lock, f"s3://{STATE_BUCKET}/{obj['Key']}", commands))
+    for errored in sorted(ws.outdir.glob(f"stacks/*/{recovery.ERRORED_STATE}")):
+        stack = errored.parent.name
+        if not stacks or stack in stacks:
+            problems.append(recovery.errored_state_problem(stack, errored.parent, errored, commands))
+    return problems
+
+
+def deploy_stack(ws: Workspace, emulator: emu.Emulator, stack: str, region: str, verify: bool = True) -> StackReport:
+    report = StackReport(stack, verified=verify)
 
     def timed(step: str, function: Callable[[], Any]) -> Any:
         started = time.monotonic()
@@ -446,9 +496,13 @@ def deploy_stack(ws: Workspace, emulator: emu.Emulator, stack: str, region: str)
         report.error = str(exc)
     if not apply.ok:
         report.error = f"terraform apply failed (log: {ws.logs / (stack + '.apply.log')}):\n{_tail(apply)}"
+        report.problems = recovery.after_failed_apply(stack, ws.stack_dir(stack), apply.stdout + apply.stderr,
+                                                      recovery_commands(ws))
         return report
     say(f"[{stack}] applied {report.resources} resources in {report.seconds['apply']:.0f}s; outputs:\n"
         + "\n".join(f"    {k} = {json.dumps(v)}" for k, v in sorted(report.outputs.items())))
+    if not verify:
+        return report
     report.plan = timed("plan", lambda: plan_after_apply(ws, emulator, stack))
     plan = report.plan
     say(f"[{stack}] plan after apply: " + {"yes": "no changes", "yes*": "no changes except emulator gaps",
@@ -472,7 +526,13 @@ def deploy_stack(ws: Workspace, emulator: emu.Emulator, stack: str, region: str)
     return report
 
 
-def deploy(workdir: Path = emu.DEFAULT_DIR, base_settings: Path | None = None, jobs: int = 2) -> DeployReport:
+def deploy(workdir: Path = emu.DEFAULT_DIR, base_settings: Path | None = None, jobs: int = 2,
+           stacks: list[str] | None = None, root: Path = PROJECT_ROOT, verify: bool = True,
+           missing_ok: bool = False) -> DeployReport:
+    """Apply ``stacks`` (default: every synthesized stack) of the project checkout ``root``.
+
+    ``verify=False`` skips the second plan and the wiring checks (upgrade-check only needs the
+    stacks applied); ``missing_ok`` skips asked-for stacks the checkout does not have."""
     ws = Workspace(workdir.resolve())
     started = time.monotonic()
     seconds: dict[str, float] = {}
@@ -484,20 +544,30 @@ def deploy(workdir: Path = emu.DEFAULT_DIR, base_settings: Path | None = None, j
     write_backend_config(ws, emulator)
     say(f"state bucket s3://{STATE_BUCKET} on the emulator; settings {ws.settings}")
 
+    problems = check_before_deploy(ws, emulator, region, stacks)
+    if problems:
+        return DeployReport([], emulator, seconds, problems=problems)
+
     t = time.monotonic()
-    synth = synthesize(ws)
+    synth = synthesize(ws, root)
     seconds["synth"] = time.monotonic() - t
     if synth.returncode != 0:
         return DeployReport([], emulator, seconds, f"synth failed:\n{synth.stdout}{synth.stderr}")
     say(synth.stdout.rstrip())
 
-    stacks = synthesized_stacks(ws)
+    names = synthesized_stacks(ws)
+    missing: list[str] = []
+    if stacks:
+        missing = [name for name in stacks if name not in names]
+        if missing and not missing_ok:
+            return DeployReport([], emulator, seconds, f"unknown stack(s): {', '.join(missing)} (synthesized: {', '.join(names)})")
+        names = [n for n in names if n in stacks]
     t = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        reports = list(pool.map(lambda name: deploy_stack(ws, emulator, name, region), stacks))
+        reports = list(pool.map(lambda name: deploy_stack(ws, emulator, name, region, verify), names))
     seconds["stacks"] = time.monotonic() - t
     seconds["total"] = time.monotonic() - started
-    return DeployReport(reports, emulator, seconds)
+    return DeployReport(reports, emulator, seconds, missing=missing)
 
 
 def summary(report: DeployReport) -> str:
@@ -514,6 +584,8 @@ def summary(report: DeployReport) -> str:
     for s in report.stacks:
         if s.error:
             lines.append(f"{s.name}: {s.error}")
+        if s.problems:
+            lines.append(f"{s.name}: to recover:\n" + recovery.render(s.problems))
     lines.append(f"synth {report.seconds.get('synth', 0):.0f}s, stacks {report.seconds.get('stacks', 0):.0f}s, "
                  f"total {report.seconds.get('total', 0):.0f}s")
     return "\n".join(lines)
@@ -615,9 +687,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--settings", type=Path, default=None,
                         help=f"settings to deploy (default: ${SETTINGS_ENV} or settings.toml); project.emulator and the backend are replaced")
     parser.add_argument("--jobs", type=int, default=2, help="stacks applied at the same time (default 2)")
+    parser.add_argument("--stack", action="append", help="deploy only this stack (repeatable; deploy only)")
     args = parser.parse_args(argv)
     if args.command == "deploy":
-        report = deploy(args.dir, args.settings, args.jobs)
+        report = deploy(args.dir, args.settings, args.jobs, stacks=args.stack)
+        if report.problems:
+            print("deploy-local STOPPED before applying anything:\n" + recovery.render(report.problems), file=sys.stderr)
+            print("\ndeploy-local applied nothing. The emulator keeps running.")
+            return 1
         if report.error:
             print(report.error, file=sys.stderr)
         print("\n" + summary(report))

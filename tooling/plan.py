@@ -225,19 +225,47 @@ def plan_on_aws(out: Path, settings: Path | None, stacks: list[str] | None, jobs
     return results, f"Planned against AWS ({config.project.region}), {where}."
 
 
-def apply_saved(out: Path) -> int:
-    """Apply ``<out>/<stack>.tfplan`` of an ``aws`` plan, stack by stack, stopping at the first failure."""
+def _aws_s3_client(region: str):
+    import boto3
+
+    return boto3.client("s3", region_name=region or None)
+
+
+def apply_saved(out: Path, s3_client: Callable[[str], Any] = _aws_s3_client, errored_dir: Path | None = None) -> int:
+    """Apply ``<out>/<stack>.tfplan`` of an ``aws`` plan, stack by stack, stopping at the first failure.
+
+    Before applying anything: every plan must have succeeded, and no stack to change may have a
+    lock on its S3 state (a ``.tflock`` object, read with ``s3_client(region)``) or an errored
+    state file waiting to be pushed (tooling/recovery.py); each stops the run with the command
+    that fixes it. A failed apply prints what to do next (lock, errored.tfstate, "already exists"),
+    and copies an ``errored.tfstate`` to ``errored_dir`` (default ``errored-state/``): the next
+    synthesis replaces the stack's folder."""
+    from tooling import recovery
+
+    errored_dir = errored_dir or recovery.ERRORED_DIR
+
     manifest = json.loads((out / MANIFEST).read_text())
     if manifest.get("target") != "aws":
         print(f"refusing to apply: the plans in {out} were made for target {manifest.get('target')!r}, not 'aws' "
               "(`make deploy-local` applies on the emulator)", file=sys.stderr)
         return 2
+    failed = [entry["stack"] for entry in manifest["stacks"] if entry.get("error")]
+    if failed:
+        print(f"refusing to apply: the plan of {', '.join(failed)} failed; nothing was applied", file=sys.stderr)
+        return 1
     env = cli_config_env()
+    commands = recovery.Commands("aws")
+    problems = []
+    for entry in manifest["stacks"]:
+        if entry.get("changes"):
+            stack = entry["stack"]
+            problems += recovery.check_before_apply(stack, Path(entry["directory"]), commands, s3_client,
+                                                    [errored_dir / f"{stack}.{recovery.ERRORED_STATE}"])
+    if problems:
+        print("make apply STOPPED before applying anything:\n" + recovery.render(problems), file=sys.stderr)
+        return 1
     for entry in manifest["stacks"]:
         stack, directory = entry["stack"], Path(entry["directory"])
-        if entry.get("error"):
-            print(f"refusing to apply: the plan of {stack} failed", file=sys.stderr)
-            return 1
         if not entry.get("changes"):
             print(f"[{stack}] no changes")
             continue
@@ -246,6 +274,10 @@ def apply_saved(out: Path) -> int:
         print(run.stdout[-4000:])
         if not run.ok:
             print(f"[{stack}] apply FAILED:\n{_tail(run)}", file=sys.stderr)
+            found = recovery.after_failed_apply(stack, directory, run.stdout + run.stderr, commands,
+                                                keep_errored_in=errored_dir)
+            if found:
+                print("\nTo recover:\n" + recovery.render(found), file=sys.stderr)
             return 1
     return 0
 
