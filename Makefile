@@ -15,7 +15,7 @@ PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
 NPM ?= npm
 
-.PHONY: help install synth validate test check-settings clean docs deploy-local destroy-local bench plan apply security simulate unit preflight upgrade-check unlock terraform
+.PHONY: help install synth validate test check-settings clean docs deploy-local destroy-local bench plan apply security simulate unit preflight upgrade-check unlock terraform rollout-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ unlock: install ## release a stale state lock after a killed apply: STACK=name L
 terraform: install ## a terraform command in a stack's folder with the target's environment: STACK=name ARGS="state push errored.tfstate"
 	@test -n "$(STACK)" -a -n "$(ARGS)" || { echo 'usage: make terraform STACK=<stack> ARGS="<terraform arguments>" [TARGET=aws]' >&2; exit 2; }
 	$(RUN) python -m tooling.recovery terraform --stack "$(STACK)" $(if $(TARGET),--target "$(TARGET)") $(if $(EMULATOR_DIR),--dir "$(EMULATOR_DIR)") -- $(ARGS)
+
+rollout-check: install ## what each setting change does to running stacks (plans against planned state) -> docs/rollout.md; fails on unreviewed findings (ARGS=--write updates the docs)
+	$(RUN) python -m tooling.rollout $(ARGS)
 
 security: synth ## checkov on cdktf.out/stacks; fails on a failed check not in security-skips.yaml, or on a stale skip
 	$(RUN) python -m tooling.security

@@ -201,6 +201,14 @@ def test_reviewed_entries_are_validated(tmp_path):
     ]
 
 
+def test_a_reviewed_file_that_is_not_yaml_is_one_line(tmp_path):
+    bad = tmp_path / "reviewed.yaml"
+    bad.write_text("- stack: x\n  reason: a: b\n")
+    with pytest.raises(RolloutError) as caught:
+        load_reviewed(bad)
+    assert len(caught.value.problems) == 1 and caught.value.problems[0].startswith("reviewed.yaml: not valid YAML: ")
+
+
 def test_the_repository_reviewed_list_is_valid():
     entries = load_reviewed()
     assert entries, "rollout-reviewed.yaml is empty"

@@ -120,3 +120,45 @@ def validate_stack(stack_dir: Path, env: dict[str, str] | None = None) -> tuple[
         lines.append(f"{diag['severity']}: {diag['summary']} {address} {where}\n    {diag.get('detail', '')}".rstrip())
     ok = bool(report.get("valid")) and result.ok
     return ok, "\n".join(lines) if lines else ("valid" if ok else result.stderr)
+
+
+def validate_stacks(stack_dirs: list[Path], env: dict[str, str] | None = None) -> dict[str, tuple[bool, str]]:
+    """``terraform validate`` of many synthesized stacks in one run: (ok, diagnostics) by folder name.
+
+    Each stack becomes a child module of one throwaway root (its backend left out: a module
+    has none), so Terraform loads the provider schema once instead of once per stack.
+    """
+    import tempfile
+
+    env = env or cli_config_env()
+    with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
+        root = Path(tmp)
+        modules = {}
+        for directory in stack_dirs:
+            doc = json.loads((directory / "cdk.tf.json").read_text())
+            doc.get("terraform", {}).pop("backend", None)
+            folder = root / "modules" / directory.name
+            folder.mkdir(parents=True)
+            (folder / "cdk.tf.json").write_text(json.dumps(doc))
+            modules[directory.name] = {"source": f"./modules/{directory.name}"}
+        (root / "main.tf.json").write_text(json.dumps({"module": modules}))
+        init = terraform(["init", "-backend=false", "-input=false", "-no-color"], root, env)
+        if not init.ok:
+            return {d.name: (False, f"terraform init failed:\n{init.stdout}{init.stderr}") for d in stack_dirs}
+        result = terraform(["validate", "-json", "-no-color"], root, env)
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return {d.name: (False, f"terraform validate gave no JSON:\n{result.stdout}{result.stderr}") for d in stack_dirs}
+    lines: dict[str, list[str]] = {d.name: [] for d in stack_dirs}
+    for diag in report.get("diagnostics", []):
+        where = diag.get("range", {}).get("filename", "")
+        parts = Path(where).parts
+        name = parts[1] if len(parts) > 2 and parts[0] == "modules" else None
+        text = f"{diag['severity']}: {diag['summary']} {diag.get('address', '')} {where}\n    {diag.get('detail', '')}".rstrip()
+        for target in ([name] if name in lines else list(lines)):
+            lines[target].append(text)
+    if not report.get("valid") and not report.get("diagnostics"):
+        return {d.name: (False, f"terraform validate failed:\n{result.stderr}") for d in stack_dirs}
+    return {name: (not any(line.startswith("error") for line in found), "\n".join(found) if found else "valid")
+            for name, found in lines.items()}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from modules.registry import PROJECT_ROOT
-from tooling.terraform import cli_config_env, find_provider_mirror, validate_stack
+from tooling.terraform import find_provider_mirror, validate_stacks
 
 
 def main(argv: list[str]) -> int:
@@ -19,10 +18,8 @@ def main(argv: list[str]) -> int:
         return 2
     mirror = find_provider_mirror()
     print(f"provider source: {'local mirror ' + str(mirror) if mirror else 'Terraform registry'}")
-    env = cli_config_env()
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda d: (d.name, *validate_stack(d, env)), stacks))
+    results = [(name, ok, text) for name, (ok, text) in validate_stacks(stacks).items()]
     failed = 0
     for name, ok, text in results:
         print(f"{'ok  ' if ok else 'FAIL'} {name}" + ("" if ok else f"\n{text}"))

@@ -71,8 +71,8 @@ class QueueDepthScalingSettings(Settings):
     message_retention_seconds: int = Field(345600, ge=60, le=1209600, description="How long an unprocessed job stays in the queue (s).")
     max_job_bytes: int = Field(262144, ge=1024, le=262144, description="Largest job message the intake accepts (bytes, SQS maximum 256 KiB).")
     worker_command: list[str] | None = Field(
-        None, min_length=1, description="Command each worker runs per job, the job JSON on stdin, exit 0 = done (e.g. `[\"/opt/app/run-job\"]`); unset = built-in demo that sleeps `payload.simulate_seconds`.")
-    worker_packages: list[str] = Field(default_factory=lambda: ["python3-boto3"], description="dnf packages installed at boot before the worker starts (the worker needs boto3).")
+        None, min_length=1, examples=[["/opt/app/run-job", "--model", "llama"]], description="Command each worker runs per job, the job JSON on stdin, exit 0 = done (e.g. `[\"/opt/app/run-job\"]`); unset = built-in demo that sleeps `payload.simulate_seconds`.")
+    worker_packages: list[str] = Field(default_factory=lambda: ["python3-boto3"], examples=[["python3-boto3", "nvidia-driver"]], description="dnf packages installed at boot before the worker starts (the worker needs boto3).")
     intake_memory_mb: int = Field(256, ge=128, le=10240, description="Job-intake function memory (MB).")
     intake_timeout_seconds: int = Field(10, ge=1, le=900, description="Job-intake function timeout (s).")
     log_retention_days: LogRetentionDays = Field(30, description="Retention of the intake function's log group.")

@@ -135,6 +135,9 @@ def touch(base: dict[str, Any], variant: dict[str, Any]) -> Touch:
     for section in ("output", "locals", "data", "provider"):
         if base.get(section) != variant.get(section):
             result.other.append(section)
+    regions = [(doc.get("provider", {}).get("aws") or [{}])[0].get("region") for doc in (base, variant)]
+    if regions[0] != regions[1]:
+        result.other.append("region")
     return result
 
 
@@ -437,7 +440,18 @@ def attribute(outcome: Outcome, plan: dict[str, Any], config: dict[str, Any], or
             words = effect.words if effect else ""
         effects[address] = ResourceEffect(address, type_, action, level, words, follows)
 
-    if "provider" in t.other:  # provider configuration (region, default tags): every resource may follow
+    if "region" in t.other:
+        # Terraform plans a region change as updates (it compares configuration with state and
+        # cannot see that nothing exists in the new region): on refresh every resource is missing
+        # there and is created anew, while the originals keep running, forgotten, in the old region.
+        for address in sorted(resources):
+            effects[address] = ResourceEffect(address, address.split(".", 1)[0], "replace-dbd", REPLACEMENT,
+                                              "every resource is created anew in the new region; the originals keep "
+                                              "running in the old one, no longer in this state")
+        outcome.effects = sorted(effects.values(), key=lambda e: e.address)
+        _rules(outcome, {}, {})
+        return
+    if "provider" in t.other:  # provider configuration (default tags): every resource may follow
         for address, rc in sorted(changes.items()):
             if address not in t.resources and _action(rc["change"]["actions"]) != "nothing":
                 record(address, rc, _changed_keys(rc["change"]), True)
@@ -543,7 +557,10 @@ def load_reviewed(path: Path = REVIEWED_FILE) -> list[Reviewed]:
 
     if not path.exists():
         return []
-    data = yaml.safe_load(path.read_text()) or []
+    try:
+        data = yaml.safe_load(path.read_text()) or []
+    except yaml.YAMLError as exc:
+        raise RolloutError([f"{path.name}: not valid YAML: {' '.join(str(exc).split())}"]) from None
     problems, entries = [], []
     known = {spec.name for spec in STACKS}
     if not isinstance(data, list):
