@@ -231,7 +231,7 @@ def test_user_data_fits_the_16_kib_limit(default):
 # --- scaling: backlog per instance (default) ----------------------------------------------------
 
 
-def test_default_scaling_tracks_backlog_per_in_service_worker_at_latency_over_job_time(default):
+def test_default_scaling_tracks_jobs_waiting_or_in_flight_per_in_service_worker_at_latency_over_job_time(default):
     address, _ = queue(default)
     policy = policies(default)["aiscale-queue-backlog-per-instance"]
     assert policy["policy_type"] == "TargetTrackingScaling"
@@ -239,15 +239,21 @@ def test_default_scaling_tracks_backlog_per_in_service_worker_at_latency_over_jo
     tracking = policy["target_tracking_configuration"]
     assert tracking["target_value"] == 10  # 300 s latency goal / 30 s per job
     assert tracking["disable_scale_in"] is False
-    visible, in_service, backlog = tracking["customized_metric_specification"]["metrics"]
+    metrics = tracking["customized_metric_specification"]["metrics"]
+    assert [m["id"] for m in metrics] == ["visible", "in_flight", "in_service", "backlog_per_instance"]
+    visible, in_flight, in_service, backlog = metrics
     assert visible["metric_stat"] == {"stat": "Sum", "metric": {
         "namespace": "AWS/SQS", "metric_name": "ApproximateNumberOfMessagesVisible",
+        "dimensions": [{"name": "QueueName", "value": ref(address, "name")}]}}
+    # Received, not yet deleted: the job each busy worker holds (KEDA's SQS scaler counts it too).
+    assert in_flight["metric_stat"] == {"stat": "Sum", "metric": {
+        "namespace": "AWS/SQS", "metric_name": "ApproximateNumberOfMessagesNotVisible",
         "dimensions": [{"name": "QueueName", "value": ref(address, "name")}]}}
     assert in_service["metric_stat"] == {"stat": "Average", "metric": {
         "namespace": "AWS/AutoScaling", "metric_name": "GroupInServiceInstances",
         "dimensions": [{"name": "AutoScalingGroupName", "value": default.ref("aws_autoscaling_group", "name")}]}}
-    assert (visible["return_data"], in_service["return_data"], backlog["return_data"]) == (False, False, True)
-    assert backlog["expression"] == "IF(in_service > 0, visible / in_service, visible)"
+    assert [m["return_data"] for m in metrics] == [False, False, False, True]
+    assert backlog["expression"] == "IF(in_service > 0, (visible + in_flight) / in_service, visible + in_flight)"
 
 
 def test_backlog_mode_has_no_step_alarms(default):
@@ -269,6 +275,9 @@ def test_an_empty_group_wakes_for_the_first_job(default):
     queries = {q["id"]: q for q in alarm["metric_query"]}
     assert queries["visible"]["metric"]["dimensions"] == {"QueueName": ref(address, "name")}
     assert queries["desired"]["metric"]["metric_name"] == "GroupDesiredCapacity"
+    # Visible jobs only: a job in flight at desired 0 has a worker (finishing it under scale-in protection).
+    assert sorted(q["metric"]["metric_name"] for q in alarm["metric_query"] if "metric" in q) == [
+        "ApproximateNumberOfMessagesVisible", "GroupDesiredCapacity"]
     assert queries["waiting_without_worker"]["expression"] == "IF(visible > 0 AND desired == 0, 1, 0)"
     assert (alarm["threshold"], alarm["comparison_operator"], alarm["evaluation_periods"]) == (1, "GreaterThanOrEqualToThreshold", 1)
 
@@ -294,13 +303,40 @@ def test_alarm_mode_scales_out_by_two_after_two_minutes_at_ten_or_more_visible(a
         "comparison_operator": "GreaterThanOrEqualToThreshold", "alarm_actions": [ref(policy_address, "arn")]}
 
 
-def test_alarm_mode_scales_in_by_one_after_two_minutes_at_two_or_fewer_visible(alarms):
+def test_alarm_mode_scales_in_by_one_after_two_minutes_at_two_or_fewer_jobs_and_no_worker_starting(alarms):
+    address, _ = queue(alarms)
+    group = alarms.ref("aws_autoscaling_group", "name")
     policy_address, policy = named(alarms, "aws_autoscaling_policy", "aiscale-queue-scale-in")
     assert (policy["adjustment_type"], policy["scaling_adjustment"], policy["cooldown"]) == ("ChangeInCapacity", -1, 300)
     _, alarm = named(alarms, "aws_cloudwatch_metric_alarm", "aiscale-queue-queue-shallow", key="alarm_name")
-    assert (alarm["threshold"], alarm["comparison_operator"], alarm["statistic"], alarm["period"], alarm["evaluation_periods"]) == (
-        2, "LessThanOrEqualToThreshold", "Sum", 60, 2)
+    assert (alarm["threshold"], alarm["comparison_operator"], alarm["evaluation_periods"], alarm["treat_missing_data"]) == (
+        1, "GreaterThanOrEqualToThreshold", 2, "notBreaching")
+    assert "metric_name" not in alarm and "statistic" not in alarm  # metric math, not the reference's single metric
     assert alarm["alarm_actions"] == [ref(policy_address, "arn")]
+    queries = alarm["metric_query"]
+    assert [q["id"] for q in queries] == ["visible", "in_flight", "in_service", "desired", "few_jobs_none_starting"]
+    metrics = {q["id"]: (q["metric"]["namespace"], q["metric"]["metric_name"], q["metric"]["dimensions"], q["metric"]["stat"],
+                         q["metric"]["period"], q["return_data"]) for q in queries[:4]}
+    assert metrics == {
+        "visible": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": ref(address, "name")}, "Sum", 60, False),
+        "in_flight": ("AWS/SQS", "ApproximateNumberOfMessagesNotVisible", {"QueueName": ref(address, "name")}, "Sum", 60, False),
+        # Lowest in service against highest desired in the period: a worker starting at any time in it blocks scale-in.
+        "in_service": ("AWS/AutoScaling", "GroupInServiceInstances", {"AutoScalingGroupName": group}, "Minimum", 60, False),
+        "desired": ("AWS/AutoScaling", "GroupDesiredCapacity", {"AutoScalingGroupName": group}, "Maximum", 60, False),
+    }
+    assert queries[4]["return_data"] is True
+    assert queries[4]["expression"] == "IF(in_service >= desired AND visible + in_flight <= 2, 1, 0)"
+
+
+def test_alarm_mode_scale_in_condition_follows_threshold_statistic_and_period(synth):
+    stack = synth.stack("queue-alarm-steps-tuned")
+    _, alarm = named(stack, "aws_cloudwatch_metric_alarm", "aiscale-queue-queue-shallow", key="alarm_name")
+    assert alarm["evaluation_periods"] == 3
+    stats = {q["id"]: (q["metric"]["stat"], q["metric"]["period"]) for q in alarm["metric_query"] if "metric" in q}
+    assert stats == {"visible": ("Average", 300), "in_flight": ("Average", 300), "in_service": ("Minimum", 300),
+                     "desired": ("Maximum", 300)}
+    assert alarm["metric_query"][-1]["expression"] == "IF(in_service >= desired AND visible + in_flight <= 0, 1, 0)"
+    assert alarm["alarm_description"] == "Jobs visible + in flight <= 0 and no worker starting: remove 2 workers"
 
 
 def test_alarm_mode_has_no_target_tracking(alarms):

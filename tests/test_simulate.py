@@ -6,6 +6,7 @@ Fast and pure: no synth fixture, no cdktf import. Settings go through the real l
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -18,8 +19,8 @@ from tooling.simulate import __main__ as cli
 from tooling.simulate.adapters import ADAPTERS, SimulationError, scenario_for
 from tooling.simulate.base import settings_at_ref
 from tooling.simulate.make_traces import generate
-from tooling.simulate.models import Minute, QueueWorkload, Step, simulate
-from tooling.simulate.report import Options, diff_report, queue_waits, simulate_stacks
+from tooling.simulate.models import Minute, QueueWorkload, Step, TargetTracking, simulate
+from tooling.simulate.report import Options, diff_report, queue_waits, run_stack, simulate_stacks, stack_markdown
 from tooling.simulate.traces import Trace, TraceError, parse_trace, read_trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +65,8 @@ class Scripted:
 def test_reference_alarm_policy_plus_two_minus_one_gives_the_hand_computed_capacity_curve():
     s = settings("queue-depth-scaling", {"scaling": {"type": "alarm_steps"}, "fleet": {"min_size": 1, "max_size": 10}})
     scenario = scenario_for("queue-depth-scaling", s)
-    assert scenario.policy[0].startswith("alarm: visible jobs (Sum, 60 s) >= 10 for 2 periods -> +2 workers; <= 2 -> -1")
+    assert scenario.policy[0].startswith("alarm: visible jobs (Sum, 60 s) >= 10 for 2 periods -> +2 workers; visible + in flight "
+                                         "<= 2 and no worker starting (in service >= desired) -> -1")
     # Visible messages: 0 for minutes 0-1, 20 for minutes 2-19, 0 for minutes 20-39.
     load = [0] * 2 + [20] * 18 + [0] * 20
     timeline = replace(scenario, workload=VisibleIsTheTrace()).run(trace(load))
@@ -73,10 +75,108 @@ def test_reference_alarm_policy_plus_two_minus_one_gives_the_hand_computed_capac
     #  t=1: [0, 0] <= 2 -> -1, but 1 is the minimum: no change, so no cooldown starts
     #  t=3: [20, 20] >= 10 -> +2 = 3 (from minute 4); cooldown until the end of minute 8
     #  t=8: still in ALARM -> 5 (from 9); t=13 -> 7 (from 14); t=18 -> 9 (from 19); next allowed t=23
-    #  t=21: [0, 0] -> scale-in ALARM, but cooling down until t=23
+    #  t=21: [0, 0] and the last two workers serve from minute 21 on (in service >= desired only
+    #        from t=21): scale-in ALARM at t=22, but cooling down until t=23
     #  t=23: -1 -> 8 (from 24); t=28 -> 7 (from 29); t=33 -> 6 (from 34); t=38 -> 5 (from 39)
     expected = [1] * 4 + [3] * 5 + [5] * 5 + [7] * 5 + [9] * 5 + [8] * 5 + [7] * 5 + [6] * 5 + [5]
     assert desired(timeline) == expected
+
+
+def test_alarm_steps_serve_a_single_job_at_an_empty_group_instead_of_removing_the_booting_worker():
+    # Defaults (min 0, warm-up 120 s, 30 s a job): one job arrives at an empty group.
+    s = settings("queue-depth-scaling", {"scaling": {"type": "alarm_steps"}})
+    scenario = scenario_for("queue-depth-scaling", s)
+    one_job = trace([1] + [0] * 19)
+    timeline = scenario.run(one_job)
+    # t=0: wake -> 1 (from minute 1, serving from 3; wake cooldown 60 s). The scale-in alarm
+    # (1 job <= 2) breaches at t=0 (desired 0 = in service 0) but not at t=1, 2 (a worker is
+    # starting): never two breaches in a row until the worker serves. t=3: the job is done;
+    # t=3, 4 breach -> -1 from minute 5.
+    assert desired(timeline) == [0, 1, 1, 1, 1] + [0] * 15
+    assert timeline.series("served")[3] == 1.0 and timeline.series("backlog")[-1] == 0.0
+    # The reference's scale-in alarm (visible <= 2) takes the booting worker away at t=1, and
+    # its 300 s cooldown holds off the wake alarm: the worker never starts, the job waits on.
+    reference = scenario.run(one_job, scenario.comparison.policies)
+    assert desired(reference)[:8] == [0, 1, 0, 0, 0, 0, 0, 1]
+    assert sum(reference.series("served")) == 0.0 and reference.series("backlog")[-1] == 1.0
+
+
+def test_alarm_steps_scale_in_counts_jobs_in_flight():
+    # Three busy workers and nothing waiting: the reference's alarm (visible 0 <= 2) removes one
+    # every cooldown although all three are working; jobs waiting + in flight = 3 > 2 keeps them.
+    s = settings("queue-depth-scaling", {"scaling": {"type": "alarm_steps"},
+                                         "fleet": {"min_size": 1, "max_size": 4, "default_instance_warmup_seconds": 0}})
+    scenario = scenario_for("queue-depth-scaling", s)
+    steady = trace([6] * 30)  # 3 workers x 2 jobs a minute
+    start = replace(scenario, initial=3)
+    assert desired(start.run(steady)) == [3] * 30
+    reference = desired(start.run(steady, scenario.comparison.policies))
+    assert reference[:3] == [3, 3, 2]  # t=1: two datapoints of 0 visible -> -1
+
+
+def test_in_flight_jobs_are_the_busy_workers():
+    step = QueueWorkload(per_unit_per_minute=2.0).step(backlog=0.0, arrivals=3.0, serving=2)
+    assert (step.served, step.in_flight) == (3.0, 1.5)  # two workers, 4 a minute, 3 done: 1.5 busy on average
+    assert QueueWorkload(2.0).step(backlog=10.0, arrivals=0.0, serving=2).in_flight == 2.0
+
+
+def test_default_backlog_metric_counting_in_flight_stops_the_overnight_flapping_on_diurnal():
+    # Default settings (min 0); the shipped diurnal trace at its example scale (x0.05).
+    scenario = scenario_for("queue-depth-scaling", settings("queue-depth-scaling", {}))
+    day = read_trace(ROOT / "traces" / "diurnal.csv").scaled(0.05)
+    now = run_stack(scenario, [day])
+    (deployed,), (visible_only,) = now.runs, now.compared
+    # Measured: 210 actions a day with AWS's visible-only metric (0 <-> 1 every few minutes
+    # overnight), 82 with in-flight jobs counted (all of them daytime target tracking 1..4).
+    assert visible_only.metrics.scaling_actions == pytest.approx(210, abs=10)
+    assert deployed.metrics.scaling_actions == pytest.approx(82, abs=10)
+    night = deployed.timeline.minutes[2:480]  # 00:02-08:00: one worker, never 0
+    assert {m.desired for m in night} == {1}
+    assert sum(1 for a, b in zip(visible_only.timeline.minutes[2:480], visible_only.timeline.minutes[3:480])
+               if a.desired != b.desired) > 100
+    # No job waits forever: every minute's backlog is worked off before the trace ends, within 6 minutes.
+    waits = queue_waits(deployed.timeline.series("backlog"), deployed.timeline.series("throughput"))
+    assert not any(censored for _, censored in waits[:-10])
+    assert max(seconds for seconds, _ in waits) <= 6 * 60
+    assert deployed.metrics.minutes_above_goal < visible_only.metrics.minutes_above_goal
+
+
+def test_report_shows_scaling_actions_a_day_visible_only_then_with_in_flight():
+    run = run_stack(scenario_for("queue-depth-scaling", settings("queue-depth-scaling", {})),
+                    [read_trace(ROOT / "traces" / "diurnal.csv").scaled(0.05)])
+    markdown = stack_markdown(run)
+    assert "Each cell: visible only (AWS's example) -> visible + in flight (deployed), same traces." in markdown
+    assert "| trace | scaling actions a day | minutes wait > 5.0 min | peak wait | worker-hours |" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| diurnal x0.05 |") and "->" in line)
+    before, after = (int(n) for n in re.match(r"\| diurnal x0.05 \| (\d+) -> \*\*(\d+)\*\*", row).groups())
+    assert (before, after) == (run.compared[0].metrics.scaling_actions, run.runs[0].metrics.scaling_actions)
+
+
+def test_backlog_target_tracking_keeps_a_booting_worker_and_a_busy_one():
+    # min 0, warm-up 120 s, 2 jobs a minute per worker; 1 job a minute for 40 minutes, then nothing.
+    scenario = scenario_for("queue-depth-scaling", settings("queue-depth-scaling", {}))
+    timeline = scenario.run(trace([1] * 40 + [0] * 30))
+    # The worker woken at t=0 serves from minute 3 (no scale-in while it warms up although the
+    # low alarm has 15 minutes below 9 at t=14); busy half of each minute (0.5 jobs in flight),
+    # it holds ceil(1 x 0.5 / 10) = 1 while jobs come. t=40: nothing waiting or in flight -> 0.
+    assert desired(timeline) == [0] + [1] * 40 + [0] * 29
+    # AWS's metric: each minute that ends with an empty queue reads 0, and the busy worker goes.
+    visible_only = desired(scenario.run(trace([1] * 40 + [0] * 30), scenario.comparison.policies))
+    assert visible_only[:22] == [0] + [1] * 14 + [0] + [1] * 5 + [0]
+
+
+def _minute(index: int, desired: int, serving: int) -> Minute:
+    return Minute(index=index, arrivals=0.0, served=0.0, backlog=0.0, throughput=0.0, desired=desired, serving=serving,
+                  minimum=0, maximum=4)
+
+
+@pytest.mark.parametrize("hold, expected", [(True, [2, 0]), (False, [0, 0])])
+def test_ec2_target_tracking_does_not_scale_in_while_a_worker_warms_up(hold, expected):
+    # 14 minutes at metric 0 with one worker; then a second one is starting (desired 2, serving 1).
+    # AWS blocks target-tracking scale-in until new instances finish warming up.
+    policy = TargetTracking(10.0, lambda m: 0.0, hold_scale_in_while_warming=hold)
+    assert [policy.decide(_minute(t, 1, 1)) for t in range(14)] == [1] * 14
+    assert [policy.decide(_minute(14, 2, 1)), policy.decide(_minute(15, 2, 2))] == expected
 
 
 def test_alarm_statistic_over_a_longer_period_sums_the_minute_samples():

@@ -7,8 +7,10 @@ margin) -> Auto Scaling group of workers (``functions/queue_worker`` installed b
 the instance role may receive/delete/change visibility on this queue and set scale-in
 protection on this group, nothing else) -> scaling on queue depth:
 
-- ``backlog_per_instance``: target tracking on the metric-math backlog per in-service worker;
-- ``alarm_steps``: the reference's two alarms on visible messages and simple scaling policies.
+- ``backlog_per_instance``: target tracking on the metric-math jobs (waiting + in flight) per
+  in-service worker;
+- ``alarm_steps``: the reference's two alarms and simple scaling policies; the scale-in alarm
+  also counts jobs in flight and never fires while a worker is still starting.
 
 With ``fleet.min_size = 0`` an extra alarm ("jobs waiting, desired capacity zero") sets the
 group to one instance, so an empty group always wakes up for the first job.
@@ -52,13 +54,27 @@ from modules.queue_depth_scaling.settings import (
 #: SQS long-poll wait of the queue and the workers (the maximum: fewest empty receives).
 LONG_POLL_SECONDS = 20
 
-#: Backlog per in-service worker; with no worker in service, the whole backlog (so target
-#: tracking never divides by zero and still sees the queue).
-BACKLOG_EXPRESSION = "IF(in_service > 0, visible / in_service, visible)"
+#: Jobs per in-service worker: waiting (visible) plus in flight (received, not yet deleted:
+#: the job each busy worker holds), as KEDA's SQS scaler counts by default. AWS's example
+#: divides the visible messages only; then a queue that one worker keeps empty reads 0 and
+#: target tracking scales that busy worker in (with min_size 0 the group flaps 0 <-> 1).
+#: With no worker in service, the whole count (no division by zero; the queue stays seen).
+BACKLOG_EXPRESSION = "IF(in_service > 0, (visible + in_flight) / in_service, visible + in_flight)"
 
 #: 1 while jobs wait and the group's desired capacity is zero (pending workers do not
-#: retrigger it, so it never fights the scaling policy).
+#: retrigger it, so it never fights the scaling policy). Visible only: a job in flight
+#: at desired 0 belongs to a worker that is finishing it (scale-in protection) or waits
+#: out its retry delay; it wakes the group when it is visible again.
 WAKE_EXPRESSION = "IF(visible > 0 AND desired == 0, 1, 0)"
+
+
+def scale_in_expression(threshold: int) -> str:
+    """``alarm_steps`` scale-in: 1 when at most ``threshold`` jobs are waiting or in flight and
+    no worker is starting (every desired instance in service all period). The reference's
+    alarm (visible <= threshold) is in ALARM right after the wake alarm started a worker for
+    a waiting job, and EC2 Auto Scaling repeats its action every minute: it took the
+    booting instance away once the cooldown ended."""
+    return f"IF(in_service >= desired AND visible + in_flight <= {threshold}, 1, 0)"
 
 #: Actions the worker instances need on the queue: exactly these.
 WORKER_QUEUE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
@@ -170,6 +186,14 @@ class SqsToAutoScalingWorkers(Construct):
     def _queue_dimension(self) -> dict[str, str]:
         return {"QueueName": self.queue.name}
 
+    def _group_dimension(self) -> dict[str, str]:
+        return {"AutoScalingGroupName": self.workers.group_name}
+
+    def _alarm_metric(self, id_: str, namespace: str, metric_name: str, dimensions: dict[str, str], stat: str,
+                      period: int) -> CloudwatchMetricAlarmMetricQuery:
+        return CloudwatchMetricAlarmMetricQuery(id=id_, return_data=False, metric=CloudwatchMetricAlarmMetricQueryMetric(
+            namespace=namespace, metric_name=metric_name, dimensions=dimensions, stat=stat, period=period))
+
     def _backlog_per_instance(self, scope: PatternStack, scaling: BacklogPerInstanceScaling) -> None:
         self.backlog_policy = AutoscalingPolicy(
             self, "backlog_per_instance",
@@ -183,11 +207,14 @@ class SqsToAutoScalingWorkers(Construct):
                     MetricQuery(id="visible", return_data=False, metric_stat=MetricStat(stat="Sum", metric=Metric(
                         namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
                         dimensions=[Dimension(name="QueueName", value=self.queue.name)]))),
+                    MetricQuery(id="in_flight", return_data=False, metric_stat=MetricStat(stat="Sum", metric=Metric(
+                        namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesNotVisible",
+                        dimensions=[Dimension(name="QueueName", value=self.queue.name)]))),
                     MetricQuery(id="in_service", return_data=False, metric_stat=MetricStat(stat="Average", metric=Metric(
                         namespace="AWS/AutoScaling", metric_name="GroupInServiceInstances",
                         dimensions=[Dimension(name="AutoScalingGroupName", value=self.workers.group_name)]))),
                     MetricQuery(id="backlog_per_instance", return_data=True, expression=BACKLOG_EXPRESSION,
-                                label="Visible jobs per in-service worker"),
+                                label="Jobs waiting or in flight per in-service worker"),
                 ]),
             ),
         )
@@ -207,10 +234,6 @@ class SqsToAutoScalingWorkers(Construct):
             for direction, adjustment in (("scale_out", scaling.scale_out_adjustment),
                                           ("scale_in", scaling.scale_in_adjustment))
         )
-        common = dict(
-            namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible", dimensions=self._queue_dimension(),
-            statistic=scaling.statistic, period=scaling.period_seconds, evaluation_periods=scaling.evaluation_periods,
-        )
         self.scale_out_alarm = CloudwatchMetricAlarm(
             self, "scale_out_alarm",
             alarm_name=name("queue-deep"),
@@ -218,16 +241,37 @@ class SqsToAutoScalingWorkers(Construct):
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=scaling.scale_out_threshold,
             alarm_actions=[self.scale_out_policy.arn],
-            **common,
+            namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible", dimensions=self._queue_dimension(),
+            statistic=scaling.statistic, period=scaling.period_seconds, evaluation_periods=scaling.evaluation_periods,
         )
+        # Metric math instead of the reference's "visible <= threshold": jobs in flight count
+        # (busy workers are not work-free), and no instance may still be starting: in service
+        # (lowest in the period) must reach desired (highest in the period).
+        period = scaling.period_seconds
         self.scale_in_alarm = CloudwatchMetricAlarm(
             self, "scale_in_alarm",
             alarm_name=name("queue-shallow"),
-            alarm_description=f"Jobs visible <= {scaling.scale_in_threshold}: remove {-scaling.scale_in_adjustment} workers",
-            comparison_operator="LessThanOrEqualToThreshold",
-            threshold=scaling.scale_in_threshold,
+            alarm_description=(f"Jobs visible + in flight <= {scaling.scale_in_threshold} and no worker starting: "
+                               f"remove {-scaling.scale_in_adjustment} workers"),
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            evaluation_periods=scaling.evaluation_periods,
+            # No data is no reason to remove a worker.
+            treat_missing_data="notBreaching",
             alarm_actions=[self.scale_in_policy.arn],
-            **common,
+            metric_query=[
+                self._alarm_metric("visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible", self._queue_dimension(),
+                                   scaling.statistic, period),
+                self._alarm_metric("in_flight", "AWS/SQS", "ApproximateNumberOfMessagesNotVisible", self._queue_dimension(),
+                                   scaling.statistic, period),
+                self._alarm_metric("in_service", "AWS/AutoScaling", "GroupInServiceInstances", self._group_dimension(),
+                                   "Minimum", period),
+                self._alarm_metric("desired", "AWS/AutoScaling", "GroupDesiredCapacity", self._group_dimension(),
+                                   "Maximum", period),
+                CloudwatchMetricAlarmMetricQuery(id="few_jobs_none_starting", return_data=True,
+                                                 label="Few jobs, no worker starting",
+                                                 expression=scale_in_expression(scaling.scale_in_threshold)),
+            ],
         )
 
     def _wake_from_zero(self, scope: PatternStack) -> None:
@@ -251,12 +295,10 @@ class SqsToAutoScalingWorkers(Construct):
             treat_missing_data="notBreaching",
             alarm_actions=[self.wake_policy.arn],
             metric_query=[
-                CloudwatchMetricAlarmMetricQuery(id="visible", return_data=False, metric=CloudwatchMetricAlarmMetricQueryMetric(
-                    namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible", dimensions=self._queue_dimension(),
-                    stat="Maximum", period=60)),
-                CloudwatchMetricAlarmMetricQuery(id="desired", return_data=False, metric=CloudwatchMetricAlarmMetricQueryMetric(
-                    namespace="AWS/AutoScaling", metric_name="GroupDesiredCapacity",
-                    dimensions={"AutoScalingGroupName": self.workers.group_name}, stat="Maximum", period=60)),
+                self._alarm_metric("visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible", self._queue_dimension(),
+                                   "Maximum", 60),
+                self._alarm_metric("desired", "AWS/AutoScaling", "GroupDesiredCapacity", self._group_dimension(),
+                                   "Maximum", 60),
                 CloudwatchMetricAlarmMetricQuery(id="waiting_without_worker", return_data=True, label="Jobs waiting, group at zero",
                                                  expression=WAKE_EXPRESSION),
             ],

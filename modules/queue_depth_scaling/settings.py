@@ -17,11 +17,11 @@ MAX_VISIBILITY_TIMEOUT_SECONDS = 43200
 
 
 class BacklogPerInstanceScaling(Settings):
-    """Target tracking on backlog per instance (visible messages / in-service instances)."""
+    """Target tracking on jobs per instance ((visible + in-flight messages) / in-service instances)."""
 
-    type: Literal["backlog_per_instance"] = Field("backlog_per_instance", description="`backlog_per_instance` (default): target tracking on visible messages per in-service worker.")
+    type: Literal["backlog_per_instance"] = Field("backlog_per_instance", description="`backlog_per_instance` (default): target tracking on jobs waiting or in flight (received, not yet deleted) per in-service worker, so a busy worker is not scaled in.")
     target_latency_seconds: int = Field(300, ge=1, le=86400, description="Longest acceptable wait of a job in the queue (s).")
-    seconds_per_job: float = Field(30.0, gt=0, le=43200, description="Average time one worker needs per job (s). Target backlog per worker = target_latency_seconds / seconds_per_job.")
+    seconds_per_job: float = Field(30.0, gt=0, le=43200, description="Average time one worker needs per job (s). Target jobs per worker, the one in hand included = target_latency_seconds / seconds_per_job.")
     disable_scale_in: bool = Field(False, description="Let the policy only add workers (scale in by hand or schedule).")
 
     @model_validator(mode="after")
@@ -37,14 +37,14 @@ class BacklogPerInstanceScaling(Settings):
 
 
 class AlarmStepScaling(Settings):
-    """The reference's behaviour: two CloudWatch alarms on visible messages driving simple scaling policies."""
+    """The reference's two CloudWatch alarms driving simple scaling policies; scale-in also counts jobs in flight and waits for starting workers."""
 
     type: Literal["alarm_steps"] = Field(description="`alarm_steps`: scale out/in by fixed steps when the queue depth crosses thresholds.")
     scale_out_threshold: int = Field(10, ge=1, description="Scale out when visible messages >= this.")
-    scale_in_threshold: int = Field(2, ge=0, description="Scale in when visible messages <= this; must be < scale_out_threshold.")
+    scale_in_threshold: int = Field(2, ge=0, description="Scale in when visible + in-flight messages <= this and no worker is starting (in service >= desired); must be < scale_out_threshold.")
     scale_out_adjustment: int = Field(2, ge=1, le=100, description="Instances added per scale-out.")
     scale_in_adjustment: int = Field(-1, ge=-100, le=-1, description="Instances removed per scale-in (negative).")
-    statistic: Literal["Sum", "Average", "Maximum", "Minimum"] = Field("Sum", description="Statistic of ApproximateNumberOfMessagesVisible per period.")
+    statistic: Literal["Sum", "Average", "Maximum", "Minimum"] = Field("Sum", description="Statistic of the queue metrics per period (visible messages; for scale-in also in-flight ones).")
     period_seconds: Literal[60, 120, 300, 600, 900, 3600] = Field(60, description="Alarm period (s); SQS metrics are 1-minute.")
     evaluation_periods: int = Field(2, ge=1, le=60, description="Periods a threshold must be crossed before the alarm acts.")
     cooldown_seconds: int = Field(300, ge=0, le=86400, description="Wait after a scaling activity before another (s).")

@@ -5,6 +5,11 @@ VARIANTS = {
     "queue-alarm-steps": ("queue-depth-scaling", {
         "scaling": {"type": "alarm_steps"},
     }),
+    # The alarms with every scale-in number changed: they must reach the metric-math alarm.
+    "queue-alarm-steps-tuned": ("queue-depth-scaling", {
+        "scaling": {"type": "alarm_steps", "scale_in_threshold": 0, "scale_in_adjustment": -2, "statistic": "Average",
+                    "period_seconds": 300, "evaluation_periods": 3},
+    }),
     # Existing subnets, a real job command, a warm minimum and a tuned backlog target.
     "queue-tuned": ("queue-depth-scaling", {
         "job_timeout_seconds": 1800,

@@ -27,6 +27,7 @@ from tooling.simulate.models import (
     ConcurrencyWorkload,
     Minute,
     Policy,
+    Query,
     QueueWorkload,
     RateController,
     ScheduledMinimum,
@@ -54,6 +55,20 @@ class Assumption:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """The same stack with one policy detail the way it used to be (or the way AWS's example has it).
+
+    Run on the same traces next to the deployed policy, so the report shows what the
+    difference does (``make simulate``: "scaling actions a day: visible only N -> M").
+    """
+
+    before: str  # the other policy in a few words: "visible only (AWS's example)"
+    now: str  # the deployed one: "visible + in flight (deployed)"
+    why: str  # one sentence: what differs and why the deployed one does it
+    policies: Callable[[], list[Policy]]  # fresh policies of the other version for each run
+
+
+@dataclass(frozen=True)
 class Scenario:
     """One stack's policy, ready to run on any trace."""
 
@@ -71,16 +86,19 @@ class Scenario:
     policies: Callable[[], list[Policy]]  # fresh (stateful) policies for each run
     schedule: tuple[ScheduledMinimum, ...] = ()
     schedule_timezone: str = "UTC"
+    comparison: Comparison | None = None
 
     @property
     def hours_label(self) -> str:
         """Unit of the cost proxy: ``instance-hours``, ``worker-hours``, ``PC-hours``."""
         return "PC-hours" if self.kind == "concurrency" else self.unit.removesuffix("s") + "-hours"
 
-    def run(self, trace: Trace) -> Timeline:
+    def run(self, trace: Trace, policies: Callable[[], list[Policy]] | None = None) -> Timeline:
+        """The deployed policies on ``trace`` (or ``policies``, e.g. the comparison's)."""
         lows = scheduled_minimums(self.schedule, self.minimum, self.schedule_timezone, trace.start, trace.minutes)
         return simulate(trace.arrivals, initial=self.initial, minimum=lows, maximum=self.maximum,
-                        warmup_minutes=minutes(self.warmup_seconds), workload=self.workload, policies=self.policies())
+                        warmup_minutes=minutes(self.warmup_seconds), workload=self.workload,
+                        policies=(policies or self.policies)())
 
 
 Adapter = Callable[[Settings, Mapping[str, float]], Scenario]
@@ -166,57 +184,96 @@ def queue_depth_scaling(s: QueueDepthScalingSettings, overrides: Mapping[str, fl
     fleet = s.fleet
     per_worker = STEP_SECONDS / a["seconds_per_job"].value
 
+    # What CloudWatch samples once a minute (SQS publishes its queue metrics every minute).
     def visible(m: Minute) -> float:
-        return m.backlog  # SQS ApproximateNumberOfMessagesVisible, sampled once a minute
+        return m.backlog  # ApproximateNumberOfMessagesVisible
+
+    def in_flight(m: Minute) -> float:
+        return m.in_flight  # ApproximateNumberOfMessagesNotVisible: received, not yet deleted = busy workers
+
+    def wake() -> list[AlarmAction]:
+        if fleet.min_size != 0:
+            return []
+        # IF(visible > 0 AND desired == 0, 1, 0) >= 1: visible only, so it never wakes a worker for a job another holds.
+        alarm = Alarm(1, ">=", "Maximum", 1, 1, lambda m: 1.0 if m.backlog > 0 and m.desired == 0 else 0.0)
+        return [AlarmAction(alarm, 1, minutes(60), exact=True)]
 
     policy: list[str] = []
+    comparison: Comparison | None = None
     if alarm_mode:
         sc = s.scaling
         assert isinstance(sc, AlarmStepScaling)
+        period = sc.period_seconds // STEP_SECONDS
         policy.append(f"alarm: visible jobs ({sc.statistic}, {sc.period_seconds} s) >= {sc.scale_out_threshold} for "
-                      f"{sc.evaluation_periods} periods -> {sc.scale_out_adjustment:+d} workers; <= {sc.scale_in_threshold} "
-                      f"-> {sc.scale_in_adjustment:+d}; cooldown {sc.cooldown_seconds} s (simple scaling)")
+                      f"{sc.evaluation_periods} periods -> {sc.scale_out_adjustment:+d} workers; visible + in flight "
+                      f"<= {sc.scale_in_threshold} and no worker starting (in service >= desired) -> "
+                      f"{sc.scale_in_adjustment:+d}; cooldown {sc.cooldown_seconds} s (simple scaling)")
+
+        def scale_out() -> AlarmAction:
+            return AlarmAction(Alarm(sc.scale_out_threshold, ">=", sc.statistic, period, sc.evaluation_periods, visible),
+                               sc.scale_out_adjustment, minutes(sc.cooldown_seconds))
+
+        def scale_in() -> AlarmAction:
+            # IF(in_service >= desired AND visible + in_flight <= threshold, 1, 0) >= 1 (construct.py scale_in_expression)
+            alarm = Alarm.math(1, ">=", period, sc.evaluation_periods, {
+                "visible": Query(sc.statistic, visible), "in_flight": Query(sc.statistic, in_flight),
+                "in_service": Query("Minimum", lambda m: float(m.serving)), "desired": Query("Maximum", lambda m: float(m.desired)),
+            }, lambda v: 1.0 if v["in_service"] >= v["desired"] and v["visible"] + v["in_flight"] <= sc.scale_in_threshold else 0.0)
+            return AlarmAction(alarm, sc.scale_in_adjustment, minutes(sc.cooldown_seconds))
+
+        def reference_scale_in() -> AlarmAction:
+            return AlarmAction(Alarm(sc.scale_in_threshold, "<=", sc.statistic, period, sc.evaluation_periods, visible),
+                               sc.scale_in_adjustment, minutes(sc.cooldown_seconds))
+
+        def policies() -> list[Policy]:
+            return [SimpleScaling([scale_out(), scale_in(), *wake()])]
+
+        def reference() -> list[Policy]:
+            return [SimpleScaling([scale_out(), reference_scale_in(), *wake()])]
+
+        comparison = Comparison(
+            before=f"reference scale-in (visible <= {sc.scale_in_threshold})",
+            now=f"deployed (visible + in flight <= {sc.scale_in_threshold}, no worker starting)",
+            why="the reference's scale-in alarm is in ALARM whenever few jobs wait, also while the worker that was "
+                "just started for them still boots, and takes it away once the cooldown ends",
+            policies=reference)
     else:
         bs = s.scaling
-        policy.append(f"target tracking: backlog per in-service worker = {bs.target_backlog_per_instance:g} jobs "
-                      f"({bs.target_latency_seconds} s / {bs.seconds_per_job:g} s per job)"
+        policy.append(f"target tracking: jobs (visible + in flight) per in-service worker = {bs.target_backlog_per_instance:g} "
+                      f"({bs.target_latency_seconds} s / {bs.seconds_per_job:g} s per job); no scale-in while a worker warms up"
                       + ("; scale-in disabled" if bs.disable_scale_in else ""))
+
+        def tracking(count_in_flight: bool) -> TargetTracking:
+            def jobs_per_worker(m: Minute) -> float:
+                # IF(in_service > 0, (visible + in_flight) / in_service, visible + in_flight) (construct.py BACKLOG_EXPRESSION)
+                jobs = visible(m) + (in_flight(m) if count_in_flight else 0.0)
+                return jobs / m.serving if m.serving > 0 else jobs
+
+            return TargetTracking(bs.target_backlog_per_instance, jobs_per_worker, disable_scale_in=bs.disable_scale_in,
+                                  hold_scale_in_while_warming=True)
+
+        def policies() -> list[Policy]:
+            return [tracking(count_in_flight=True), *([SimpleScaling(wake())] if fleet.min_size == 0 else [])]
+
+        def visible_only() -> list[Policy]:
+            return [tracking(count_in_flight=False), *([SimpleScaling(wake())] if fleet.min_size == 0 else [])]
+
+        comparison = Comparison(
+            before="visible only (AWS's example)", now="visible + in flight (deployed)",
+            why="counting only visible jobs, a queue one worker keeps empty reads 0 and target tracking scales that busy "
+                "worker in; the jobs it holds (received, not yet deleted) keep the metric up while it works",
+            policies=visible_only)
+
     if fleet.min_size == 0:
         policy.append("wake-from-zero alarm: jobs visible and desired capacity 0 -> 1 worker (cooldown 60 s)")
     policy.append(f"{fleet.min_size}..{fleet.max_size} workers, warm-up {fleet.default_instance_warmup_seconds} s "
                   f"(settings: fleet.default_instance_warmup_seconds)")
 
-    def policies() -> list[Policy]:
-        result: list[Policy] = []
-        actions: list[AlarmAction] = []
-        if alarm_mode:
-            sc = s.scaling
-            assert isinstance(sc, AlarmStepScaling)
-            period = sc.period_seconds // STEP_SECONDS
-            actions += [
-                AlarmAction(Alarm(sc.scale_out_threshold, ">=", sc.statistic, period, sc.evaluation_periods, visible),
-                            sc.scale_out_adjustment, minutes(sc.cooldown_seconds)),
-                AlarmAction(Alarm(sc.scale_in_threshold, "<=", sc.statistic, period, sc.evaluation_periods, visible),
-                            sc.scale_in_adjustment, minutes(sc.cooldown_seconds)),
-            ]
-        else:
-            bs = s.scaling
-            # IF(in_service > 0, visible / in_service, visible); the proposal scales with in-service workers.
-            result.append(TargetTracking(bs.target_backlog_per_instance,
-                                         lambda m: m.backlog / m.serving if m.serving > 0 else m.backlog,
-                                         disable_scale_in=bs.disable_scale_in))
-        if fleet.min_size == 0:
-            wake = Alarm(1, ">=", "Maximum", 1, 1, lambda m: 1.0 if m.backlog > 0 and m.desired == 0 else 0.0)
-            actions.append(AlarmAction(wake, 1, minutes(60), exact=True))
-        if actions:
-            result.append(SimpleScaling(actions))
-        return result
-
     return Scenario(
         stack="queue-depth-scaling", kind="queue", unit="workers", policy=tuple(policy), assumptions=a,
         latency_goal_seconds=a["latency_goal_seconds"].value, initial=fleet.min_size, minimum=fleet.min_size,
         maximum=fleet.max_size, warmup_seconds=fleet.default_instance_warmup_seconds,
-        workload=QueueWorkload(per_worker), policies=policies)
+        workload=QueueWorkload(per_worker), policies=policies, comparison=comparison)
 
 
 # ----------------------------------------------------------------------------------------

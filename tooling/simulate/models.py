@@ -13,15 +13,17 @@ Capacity (:class:`Pool`)
 Workloads
     :class:`QueueWorkload`: arrivals join a FIFO backlog; each serving unit completes
     ``per_unit_per_minute`` jobs a minute (60 / seconds per job), optionally capped by an
-    upstream limit (Lambda pollers). Fluid: fractions of jobs are allowed.
+    upstream limit (Lambda pollers). Fluid: fractions of jobs are allowed. The jobs in
+    flight in a minute (SQS: received, not yet deleted) are the busy units,
+    ``served / per_unit_per_minute``.
     :class:`ConcurrencyWorkload`: a Lambda alias; ``arrivals * seconds_per_invocation / 60``
     concurrent executions (Little's law) of which those above the serving provisioned
     concurrency spill over to on-demand (cold starts). Nothing queues.
 
 Policies (each a small stateful object; ``decide(minute) -> desired capacity``)
     :class:`SimpleScaling` with :class:`Alarm` s: CloudWatch alarms (statistic over a
-    period, N evaluation periods) driving EC2 simple scaling policies that share the
-    group's cooldown. An alarm with an Auto Scaling action invokes it every minute it stays
+    period, N evaluation periods; one metric, or metric math over several :class:`Query`
+    s) driving EC2 simple scaling policies that share the group's cooldown. An alarm with an Auto Scaling action invokes it every minute it stays
     in ALARM; a policy whose change is clipped to no change starts no cooldown.
     :class:`TargetTracking`: AWS target tracking, approximated (see its docstring).
     :class:`RateController`: the llm-request-scaling scaler (every minute, on a schedule),
@@ -41,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Literal, Protocol, Sequence
+from typing import Callable, Literal, Mapping, Protocol, Sequence
 from zoneinfo import ZoneInfo
 
 STEP_SECONDS = 60
@@ -90,6 +92,7 @@ class Minute:
     maximum: int
     demand: float = 0.0  # concurrent executions wanted (concurrency workloads)
     spillover: float = 0.0  # invocations above the serving capacity (concurrency workloads)
+    in_flight: float = 0.0  # jobs being worked on = busy units (SQS: messages not visible)
 
 
 class Policy(Protocol):
@@ -134,6 +137,7 @@ class Step:
     throughput: float
     demand: float = 0.0
     spillover: float = 0.0
+    in_flight: float = 0.0
 
 
 class Workload(Protocol):
@@ -142,7 +146,11 @@ class Workload(Protocol):
 
 @dataclass(frozen=True)
 class QueueWorkload:
-    """FIFO backlog served at ``per_unit_per_minute`` per serving unit, at most ``cap`` a minute."""
+    """FIFO backlog served at ``per_unit_per_minute`` per serving unit, at most ``cap`` a minute.
+
+    In flight: the units busy during the minute, ``served / per_unit_per_minute`` (workers
+    that can each finish 2 jobs a minute and finish 3 between them hold 1.5 jobs in flight).
+    """
 
     per_unit_per_minute: float
     cap: float | None = None
@@ -153,7 +161,8 @@ class QueueWorkload:
             throughput = min(throughput, self.cap)
         available = backlog + arrivals
         served = min(available, throughput)
-        return Step(served=served, backlog=available - served, throughput=throughput)
+        return Step(served=served, backlog=available - served, throughput=throughput,
+                    in_flight=served / self.per_unit_per_minute)
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,14 @@ _STATISTIC: dict[str, Callable[[Sequence[float]], float]] = {
     "Sum": sum, "Average": lambda xs: sum(xs) / len(xs), "Maximum": max, "Minimum": min}
 
 
+@dataclass(frozen=True)
+class Query:
+    """One metric of a metric-math alarm: a sample a minute, reduced by ``statistic`` per period."""
+
+    statistic: Statistic
+    sample: Callable[[Minute], float]
+
+
 @dataclass
 class Alarm:
     """A CloudWatch metric alarm on one sample a minute (``sample(minute)``).
@@ -189,6 +206,10 @@ class Alarm:
     last ``evaluation_periods`` datapoints all breach, and stays in its state between
     datapoints. With fewer datapoints than ``evaluation_periods`` it is not in ALARM
     (INSUFFICIENT_DATA).
+
+    :meth:`math` builds the alarm on a metric-math expression instead (CloudWatch
+    ``metric_query``): each :class:`Query` is reduced by its own statistic over the period,
+    and the expression of those values (by query id) is the datapoint.
     """
 
     threshold: float
@@ -197,20 +218,42 @@ class Alarm:
     period_minutes: int
     evaluation_periods: int
     sample: Callable[[Minute], float]
-    _samples: list[float] = field(default_factory=list, repr=False)
+    queries: Mapping[str, Query] | None = None
+    expression: Callable[[Mapping[str, float]], float] | None = None
+    _samples: list[dict[str, float]] = field(default_factory=list, repr=False)
     _breaches: deque[bool] = field(default_factory=deque, repr=False)
 
     def __post_init__(self) -> None:
         if self.period_minutes < 1 or self.evaluation_periods < 1:
             raise ValueError(f"period_minutes and evaluation_periods must be >= 1 "
                              f"(given {self.period_minutes}, {self.evaluation_periods})")
+        if (self.queries is None) != (self.expression is None) or self.queries == {}:
+            raise ValueError("a metric-math alarm needs at least one query and an expression")
         self._breaches = deque(maxlen=self.evaluation_periods)
+
+    @classmethod
+    def math(cls, threshold: float, comparison: Comparison, period_minutes: int, evaluation_periods: int,
+             queries: Mapping[str, Query], expression: Callable[[Mapping[str, float]], float]) -> "Alarm":
+        """An alarm on ``expression(values by query id)``, e.g. ``IF(a >= b AND c <= 2, 1, 0)``."""
+        return cls(threshold, comparison, "Maximum", period_minutes, evaluation_periods, sample=lambda m: 0.0,
+                   queries=dict(queries), expression=expression)
+
+    def _take(self, minute: Minute) -> dict[str, float]:
+        if self.queries is None:
+            return {"": self.sample(minute)}
+        return {name: query.sample(minute) for name, query in self.queries.items()}
+
+    def _datapoint(self) -> float:
+        if self.queries is None or self.expression is None:
+            return _STATISTIC[self.statistic]([s[""] for s in self._samples])
+        return self.expression({name: _STATISTIC[query.statistic]([s[name] for s in self._samples])
+                                for name, query in self.queries.items()})
 
     def observe(self, minute: Minute) -> bool:
         """Take this minute's sample; True while the alarm is in ALARM."""
-        self._samples.append(self.sample(minute))
+        self._samples.append(self._take(minute))
         if len(self._samples) == self.period_minutes:
-            datapoint = _STATISTIC[self.statistic](self._samples)
+            datapoint = self._datapoint()
             self._breaches.append(_COMPARE[self.comparison](datapoint, self.threshold))
             self._samples = []
         return len(self._breaches) == self.evaluation_periods and all(self._breaches)
@@ -273,6 +316,10 @@ class TargetTracking:
     - cooldowns (Application Auto Scaling): no scale-out within ``scale_out_cooldown_minutes``
       of the last scale-out, no scale-in within ``scale_in_cooldown_minutes`` of the last
       scale-in. EC2 target tracking has no cooldowns (0): warm-up does that job;
+    - ``hold_scale_in_while_warming`` (EC2 Auto Scaling): no scale-in while a unit is still
+      warming up (desired > serving). AWS blocks target-tracking and step scale-in until new
+      instances finish their warm-up (docs: "Set the default instance warmup"), so a worker
+      the wake alarm started is not taken away before it serves;
     - no metric (``None``, e.g. no serving unit) resets both streaks; with no serving unit
       the proposal is 0, so target tracking never scales out from zero.
 
@@ -284,6 +331,7 @@ class TargetTracking:
     scale_out_cooldown_minutes: int = 0
     scale_in_cooldown_minutes: int = 0
     disable_scale_in: bool = False
+    hold_scale_in_while_warming: bool = False
     _high: int = 0
     _low: int = 0
     _last_out: int | None = None
@@ -306,7 +354,8 @@ class TargetTracking:
             if wanted > minute.desired:
                 self._last_out = minute.index
                 return wanted
-        if (not self.disable_scale_in and self._low >= LOW_MINUTES
+        warming = self.hold_scale_in_while_warming and minute.serving < minute.desired
+        if (not self.disable_scale_in and not warming and self._low >= LOW_MINUTES
                 and _cooled(self._last_in, minute.index, self.scale_in_cooldown_minutes)):
             wanted = max(minute.minimum, proposal)
             if wanted < minute.desired:
@@ -459,7 +508,7 @@ def simulate(arrivals: Sequence[float], *, initial: int, minimum: Sequence[int] 
         backlog = step.backlog
         minute = Minute(index=t, arrivals=arriving, served=step.served, backlog=step.backlog, throughput=step.throughput,
                         desired=pool.desired, serving=serving, minimum=lows[t], maximum=maximum,
-                        demand=step.demand, spillover=step.spillover)
+                        demand=step.demand, spillover=step.spillover, in_flight=step.in_flight)
         rows.append(minute)
         desired = pool.desired
         for policy in policies:

@@ -1,5 +1,9 @@
 """One PNG per stack and trace: load, capacity, and backlog (or spillover) over time.
 
+The queue panel shows the jobs in flight (busy units) over the backlog; with a scenario
+comparison (queue-depth-scaling) the capacity panel also shows, dashed, the capacity the
+other policy asks for.
+
 matplotlib (a dev dependency) with the Agg backend, imported only here, only when plotting.
 """
 
@@ -19,7 +23,7 @@ def _pyplot():
     return plt
 
 
-def plot_run(stack: StackRun, run: TraceRun, path: Path) -> Path:
+def plot_run(stack: StackRun, run: TraceRun, path: Path, compared: TraceRun | None = None) -> Path:
     plt = _pyplot()
     import matplotlib.dates as mdates
     from matplotlib.ticker import MaxNLocator
@@ -40,6 +44,9 @@ def plot_run(stack: StackRun, run: TraceRun, path: Path) -> Path:
 
     capacity.step(times, [m.desired for m in rows], where="post", color="tab:orange", label=f"{scenario.unit} (asked for)")
     capacity.step(times, [m.serving for m in rows], where="post", color="tab:green", label=f"{scenario.unit} serving")
+    if compared is not None and scenario.comparison is not None:
+        capacity.step(times, [m.desired for m in compared.timeline.minutes], where="post", color="tab:gray", ls="--",
+                      lw=0.8, label=f"{scenario.unit} asked for, {scenario.comparison.before}")
     if len({m.minimum for m in rows}) > 1:
         capacity.step(times, [m.minimum for m in rows], where="post", color="tab:purple", ls="--", label="minimum (schedule)")
     if scenario.kind == "concurrency":
@@ -53,6 +60,7 @@ def plot_run(stack: StackRun, run: TraceRun, path: Path) -> Path:
         queue.set_ylabel("spillover / min")
     else:
         queue.fill_between(times, [m.backlog for m in rows], step="post", color="tab:blue", alpha=0.3, label="backlog")
+        queue.step(times, [m.in_flight for m in rows], where="post", color="tab:blue", lw=0.8, label="in flight (busy units)")
         queue.set_ylabel("backlog")
         wait = queue.twinx()
         wait.plot(times, [w / 60 for w in run.waits], lw=0.8, color="tab:red", label="wait (min)")
@@ -72,4 +80,8 @@ def plot_run(stack: StackRun, run: TraceRun, path: Path) -> Path:
 
 def plot_all(runs: dict[str, StackRun], outdir: Path) -> list[Path]:
     """``<outdir>/<stack>/<trace>.png`` for every stack and trace."""
-    return [plot_run(stack, run, outdir / name / f"{run.trace.name}.png") for name, stack in runs.items() for run in stack.runs]
+    paths = []
+    for name, stack in runs.items():
+        compared: list[TraceRun | None] = list(stack.compared) or [None] * len(stack.runs)
+        paths += [plot_run(stack, run, outdir / name / f"{run.trace.name}.png", other) for run, other in zip(stack.runs, compared)]
+    return paths

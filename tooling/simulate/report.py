@@ -12,7 +12,12 @@ Metrics (per stack and trace):
 - **capacity-hours** (cost proxy): the sum over minutes of the capacity asked for (warming
   units included: they are paid for), / 60;
 - **scaling actions**: minutes in which the capacity changed (policies, scheduled actions);
+  **a day**: scaled to 1,440 minutes (``actions x 1440 / minutes``);
 - **spillover**: invocations above the serving provisioned concurrency (Lambda only).
+
+A stack whose scenario has a :class:`~tooling.simulate.adapters.Comparison` (queue-depth-scaling:
+the backlog metric of AWS's example, or the reference's scale-in alarm) is also run with that
+policy on every trace; its table is followed by "before -> deployed" per trace.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ class Metrics:
     peak_spillover: float
     backlog_at_end: float
 
+    @property
+    def scaling_actions_a_day(self) -> float:
+        return self.scaling_actions * 1440 / self.minutes if self.minutes else 0.0
+
 
 @dataclass(frozen=True)
 class TraceRun:
@@ -55,6 +64,7 @@ class TraceRun:
 class StackRun:
     scenario: Scenario
     runs: tuple[TraceRun, ...]
+    compared: tuple[TraceRun, ...] = ()  # the scenario's comparison policy on the same traces (if it has one)
 
 
 @dataclass(frozen=True)
@@ -132,14 +142,19 @@ def measure(timeline: Timeline, latency_goal_seconds: float | None) -> tuple[Met
     return metrics, tuple(seconds for seconds, _ in waits)
 
 
+def _trace_run(scenario: Scenario, trace: Trace, timeline: Timeline) -> TraceRun:
+    metrics, waits = measure(timeline, scenario.latency_goal_seconds)
+    return TraceRun(trace, timeline, waits, metrics)
+
+
 def run_stack(scenario: Scenario, traces: Iterable[Trace], scale: float = 1.0) -> StackRun:
-    runs = []
-    for trace in traces:
-        scaled = trace.scaled(scale)
-        timeline = scenario.run(scaled)
-        metrics, waits = measure(timeline, scenario.latency_goal_seconds)
-        runs.append(TraceRun(scaled, timeline, waits, metrics))
-    return StackRun(scenario, tuple(runs))
+    scaled = [trace.scaled(scale) for trace in traces]
+    runs = tuple(_trace_run(scenario, trace, scenario.run(trace)) for trace in scaled)
+    compared: tuple[TraceRun, ...] = ()
+    if scenario.comparison is not None:
+        other = scenario.comparison.policies
+        compared = tuple(_trace_run(scenario, trace, scenario.run(trace, other)) for trace in scaled)
+    return StackRun(scenario, runs, compared)
 
 
 def simulate_stacks(stacks: Mapping[str, Settings], names: Sequence[str], traces: Sequence[Trace],
@@ -218,11 +233,39 @@ def trace_label(trace: Trace) -> str:
 
 
 def stack_markdown(run: StackRun) -> str:
-    """``### stack``, the policy and assumptions in words, and one row per trace."""
+    """``### stack``, the policy and assumptions in words, one row per trace, and the comparison (if any)."""
     cols = columns(run.scenario)
     lines = [f"### `{run.scenario.stack}`", "", *describe_scenario(run.scenario), ""]
     lines += _table(["trace", "minutes", *(c.label for c in cols)],
                     ([trace_label(r.trace), str(r.metrics.minutes), *(c.text(r.metrics) for c in cols)] for r in run.runs))
+    comparison = comparison_markdown(run)
+    return "\n".join(lines) + "\n" + (f"\n{comparison}" if comparison else "")
+
+
+def comparison_columns(scenario: Scenario) -> list[Column]:
+    """What the comparison table shows: scaling actions a day first, then latency and cost."""
+    goal = duration(scenario.latency_goal_seconds or 0.0)
+    return [
+        Column("scaling actions a day", lambda m: m.scaling_actions_a_day, lambda m: f"{m.scaling_actions_a_day:,.0f}"),
+        Column(f"minutes wait > {goal}", lambda m: m.minutes_above_goal, lambda m: str(m.minutes_above_goal)),
+        Column("peak wait", lambda m: m.peak_wait_seconds,
+               lambda m: (">= " if m.peak_wait_is_lower_bound else "") + duration(m.peak_wait_seconds)),
+        Column(scenario.hours_label, lambda m: m.capacity_hours, lambda m: f"{m.capacity_hours:,.1f}"),
+    ]
+
+
+def comparison_markdown(run: StackRun) -> str:
+    """``before -> deployed`` per trace for a scenario with a comparison; ``""`` without one."""
+    comparison = run.scenario.comparison
+    if comparison is None or not run.compared:
+        return ""
+    cols = comparison_columns(run.scenario)
+    lines = [f"Each cell: {comparison.before} -> {comparison.now}, same traces. Why they differ: {comparison.why}.", ""]
+    lines += _table(["trace", *(c.label for c in cols)],
+                    ([trace_label(now.trace), *(_change(c.value(old.metrics), c.value(now.metrics), c.text(old.metrics),
+                                                        c.text(now.metrics)) for c in cols)]
+                     for old, now in zip(run.compared, run.runs)))
+    lines += ["", "(a day: scaling actions x 1440 / the trace's minutes)"]
     return "\n".join(lines) + "\n"
 
 
