@@ -44,8 +44,8 @@ validate: synth ## terraform init -backend=false + validate for each stack (offl
 test: install ## the whole test suite, emulator deploys included (what CI runs)
 	$(RUN) python -m pytest
 
-unit: install ## the test suite without the emulator deploys (tests marked `emulator`)
-	$(RUN) python -m pytest -m "not emulator"
+unit: install ## the test suite without the emulator deploys and slow integration checks (tests marked `emulator` or `slow`)
+	$(RUN) python -m pytest -m "not emulator and not slow"
 
 bench: install ## synth wall time and peak memory vs. the import floor, with 1, 5 and 25 copies of each stack
 	$(RUN) python -m tooling.bench --copies 1,5,25

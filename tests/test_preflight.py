@@ -561,6 +561,7 @@ def test_make_preflight_runs_the_module_with_its_arguments():
 # --- make plan TARGET=aws: the preflight comes first -------------------------------------------
 
 
+@pytest.mark.slow
 def test_plan_on_aws_stops_on_the_placeholder_before_terraform_and_keeps_plans(tmp_path, capsys, monkeypatch):
     from tooling import emulator as emu
     from tooling import plan

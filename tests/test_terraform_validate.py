@@ -20,6 +20,7 @@ def test_every_stack_is_valid_terraform(validated):
     assert not invalid, "\n\n".join(f"{name}:\n{text}" for name, text in invalid.items())
 
 
+@pytest.mark.slow
 def test_a_broken_stack_is_reported_by_name_and_the_others_stay_valid(tmp_path):
     import json
 

@@ -380,13 +380,14 @@ def _action(actions: list[str]) -> str:
 
 
 def _restricted(change: dict[str, Any], keys: set[str]) -> dict[str, Any]:
-    """The plan's change of a resource limited to top-level attributes ``keys`` (for runtime effects)."""
-    out = dict(change)
-    for side in ("before", "after", "after_unknown"):
-        value = change.get(side)
-        if isinstance(value, dict):
-            out[side] = {k: v for k, v in value.items() if k in keys}
-    return out
+    """The plan's change of a resource as if only top-level attributes ``keys`` changed (the rest
+    stays as context: an Auto Scaling group's ``instance_refresh`` says what its template change does)."""
+    before, after = change.get("before") or {}, dict(change.get("after") or {})
+    for key in set(before) | set(after):
+        if key not in keys:
+            after[key] = before.get(key)
+    unknown = {k: v for k, v in (change.get("after_unknown") or {}).items() if k in keys}
+    return {**change, "before": before, "after": after, "after_unknown": unknown}
 
 
 def _changed_keys(change: dict[str, Any]) -> set[str]:
@@ -824,6 +825,8 @@ def describe(outcome: Outcome) -> str:
 
 def _setting_cell(change: Change) -> str:
     cell = f"`{change.setting}`"
+    if change.setting.endswith(".type"):  # a switch between members: say to which
+        cell = f"`{change.setting} = \"{change.after}\"`"
     if change.baseline != "default":
         cell += f" (with `{change.baseline}`)"
     if change.companions:
