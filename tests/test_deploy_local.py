@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from modules.registry import PROJECT_ROOT, STACKS
+from app.config import PROJECT_ROOT
+from scaling_patterns.registry import PATTERNS
 from tooling.deploy_local import classify_plan
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -139,7 +140,7 @@ def _summary_rows(stdout: str) -> dict[str, list[str]]:
     rows = {}
     for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 7 and cells[0] in {s.name for s in STACKS}:
+        if len(cells) == 7 and cells[0] in {s.name for s in PATTERNS}:
             rows[cells[0]] = cells
     return rows
 
@@ -164,7 +165,7 @@ def first_deploy(workdir: Path) -> subprocess.CompletedProcess:
 def test_deploy_local_applies_every_stack_cleanly(first_deploy):
     assert first_deploy.returncode == 0, first_deploy.stdout[-4000:] + first_deploy.stderr[-2000:]
     rows = _summary_rows(first_deploy.stdout)
-    assert sorted(rows) == sorted(s.name for s in STACKS)
+    assert sorted(rows) == sorted(s.name for s in PATTERNS)
     for name, (_, resources, outputs, clean, checks, _, status) in rows.items():
         passed, total = map(int, checks.split("/"))
         assert status == "ok" and clean in ("yes", "yes*"), rows[name]
@@ -372,7 +373,7 @@ def test_destroy_local_leaves_nothing_behind_and_twice_is_safe(first_deploy, wor
 
     destroyed = _deploy_local("destroy", "--dir", str(workdir))
     assert destroyed.returncode == 0, destroyed.stdout[-4000:] + destroyed.stderr[-3000:]
-    assert f"destroy-local: {len(STACKS)} stacks destroyed, 0 resources left behind" in destroyed.stdout
+    assert f"destroy-local: {len(PATTERNS)} stacks destroyed, 0 resources left behind" in destroyed.stdout
     assert emu.load(workdir) is None and not workdir.exists()
 
     again = _deploy_local("destroy", "--dir", str(workdir))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from modules.core.settings import SettingsError
-from modules.registry import load_config
+from scaling_patterns.core.settings import SettingsError
+from app.config import load_config
 
 FLEETS = ("queue-depth-scaling", "inference-load-balancing")
 

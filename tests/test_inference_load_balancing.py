@@ -10,9 +10,9 @@ import pytest
 
 from tests.conftest import named, ref
 
-from modules.core.settings import SettingsError
-from modules.registry import load_config
-from tests.variants.inference_load_balancing import CERTIFICATE
+from scaling_patterns.core.settings import SettingsError
+from app.config import load_config
+from scaling_patterns.patterns.inference_load_balancing.variants import CERTIFICATE
 
 STACK = "inference-load-balancing"
 
@@ -274,11 +274,12 @@ def test_bad_cidrs_algorithms_and_zones_are_reported_together():
 
 
 def test_a_certificate_from_another_region_cannot_be_synthesized(tmp_path):
-    from modules.app import StackRequest, synthesize
-    from modules.core.settings import ProjectSettings, validate_section
-    from modules.registry import STACKS
+    from app.synth import StackRequest, synthesize
+    from app.config import ProjectSettings
+    from scaling_patterns.core.settings import validate_section
+    from scaling_patterns.registry import PATTERNS
 
-    spec = next(s for s in STACKS if s.name == STACK)
+    spec = next(s for s in PATTERNS if s.name == STACK)
     settings = validate_section(STACK, spec.load_settings_class(), {"certificate_arn": CERTIFICATE.replace("us-east-1", "eu-west-1")})
     with pytest.raises(ValueError, match="certificate_arn must be in the load balancer's region us-east-1"):
         synthesize(ProjectSettings(), [StackRequest(spec, "infer-wrong-region", settings)], tmp_path / "cdktf.out")

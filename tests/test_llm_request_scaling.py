@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from modules.core.settings import SettingsError
-from modules.registry import load_config
+from scaling_patterns.core.settings import SettingsError
+from app.config import load_config
 from tests.conftest import load_function, named, ref
 
 STACK = "llm-request-scaling"
@@ -364,8 +364,8 @@ APPLIED = {"event_bus_name": "inference", "create_event_bus": True,
 @pytest.mark.emulator
 @pytest.mark.parametrize("section", [{}, APPLIED], ids=["metrics-only", "asg-target-custom-bus"])
 def test_the_stack_applies_on_the_emulator_and_its_wiring_checks_pass(tmp_path, section):
-    from modules.app import StackRequest, synthesize
-    from modules.registry import STACKS
+    from app.synth import StackRequest, synthesize
+    from scaling_patterns.registry import PATTERNS
     from tooling import deploy_local as local
     from tooling import emulator as emu
 
@@ -380,7 +380,7 @@ def test_the_stack_applies_on_the_emulator_and_its_wiring_checks_pass(tmp_path, 
         local.ensure_state_bucket(emulator, region)
         local.write_backend_config(ws, emulator)
         config = load_config(ws.settings)
-        spec = next(s for s in STACKS if s.name == STACK)
+        spec = next(s for s in PATTERNS if s.name == STACK)
         synthesize(config.project, [StackRequest(spec, STACK, config.stacks[STACK])], ws.outdir)
 
         report = local.deploy_stack(ws, emulator, STACK, region)

@@ -36,8 +36,9 @@ def _settings_file(path: Path, section: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory):
-    from modules.app import StackRequest, synthesize
-    from modules.registry import STACKS, load_config
+    from app.synth import StackRequest, synthesize
+    from scaling_patterns.registry import PATTERNS
+    from app.config import load_config
     from tooling import deploy_local as local
     from tooling import emulator as emu
     from tooling import plan
@@ -53,7 +54,7 @@ def planned(tmp_path_factory):
         local.ensure_state_bucket(emulator, local.project_region(data))
         local.write_backend_config(ws, emulator)
         config = load_config(ws.settings)
-        spec = next(s for s in STACKS if s.name == STACK)
+        spec = next(s for s in PATTERNS if s.name == STACK)
         synthesize(config.project, [StackRequest(spec, STACK, config.stacks[STACK])], ws.outdir)
         assert local.init_stack(ws, emulator, STACK).ok
         applied = terraform(["apply", "-auto-approve", "-input=false", "-no-color"], ws.stack_dir(STACK),

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from modules.core.settings import ProjectSettings, SettingsError
-from modules.registry import load_config
+from app.config import ProjectSettings
+from scaling_patterns.core.settings import SettingsError
+from app.config import load_config
 from tests.conftest import load_function
 
 STACK = "predictive-lambda-scaling"
@@ -252,8 +253,8 @@ def test_alias_name_follows_settings(scheduled):
      "schedule.peaks[0].days[0]: Input should be 'mon', 'tue', 'wed', 'thu', 'fri', 'sat' or 'sun' (given 'someday')"),
     ({"schedule": {"csv_path": "tests/data/missing.csv"}},
      "schedule: csv_path: file not found"),
-    ({"schedule": {"csv_path": "tests/data/observed_hourly_peaks.csv", "peaks": [{"hours": [9], "concurrency": 30}]}},
-     "schedule: set peaks or csv_path, not both (given 1 peaks and csv_path='tests/data/observed_hourly_peaks.csv')"),
+    ({"schedule": {"csv_path": "examples/settings/observed-hourly-peaks.csv", "peaks": [{"hours": [9], "concurrency": 30}]}},
+     "schedule: set peaks or csv_path, not both (given 1 peaks and csv_path='examples/settings/observed-hourly-peaks.csv')"),
     ({"spillover_alarm": {"create_topic": True, "topic_arn": "arn:aws:sns:us-east-1:123456789012:x"}},
      "spillover_alarm: set create_topic or topic_arn, not both"),
     ({"spillover_alarm": {"email_subscriptions": ["a@example.com"]}},
@@ -297,9 +298,9 @@ def test_documented_example_profile_produces_the_documented_schedule(document):
     import tomllib
     from pathlib import Path
 
-    from modules.core.settings import validate_section
-    from modules.predictive_lambda_scaling.schedule import render_table
-    from modules.predictive_lambda_scaling.settings import PredictiveLambdaScalingSettings
+    from scaling_patterns.core.settings import validate_section
+    from scaling_patterns.patterns.predictive_lambda_scaling.schedule import render_table
+    from scaling_patterns.patterns.predictive_lambda_scaling.settings import PredictiveLambdaScalingSettings
 
     doc = (Path(__file__).resolve().parent.parent / document).read_text()
     example = doc.split("### Example: a profile and the schedule it produces", 1)[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modules.predictive_lambda_scaling.schedule import (
+from scaling_patterns.patterns.predictive_lambda_scaling.schedule import (
     ProfileError,
     ScheduledChange,
     derive_schedule,

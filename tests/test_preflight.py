@@ -23,7 +23,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from modules.registry import load_config
+from app.config import load_config
 from tooling import preflight
 from tooling.preflight import (
     Endpoint,
@@ -307,7 +307,7 @@ def test_readme_example_is_what_the_preflight_prints_for_a_new_account():
 
 
 def test_looked_up_names_are_the_synthesized_names(synth):
-    from modules.core.settings import ProjectSettings
+    from app.config import ProjectSettings
 
     project = ProjectSettings()
     for stack, group in fleet_group_names(project).items():

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import named, ref
 
-from modules.core.settings import SettingsError
-from modules.registry import load_config
+from scaling_patterns.core.settings import SettingsError
+from app.config import load_config
 from tests.conftest import ROOT
 
 STACK = "queue-depth-scaling"

@@ -9,8 +9,9 @@ import pytest
 
 from tests.conftest import ref
 
-from modules.core.settings import ProjectSettings, SettingsError
-from modules.registry import load_config
+from app.config import ProjectSettings
+from scaling_patterns.core.settings import SettingsError
+from app.config import load_config
 
 STACK = "queue-to-sagemaker"
 TARGET = "aws_appautoscaling_target"
@@ -170,7 +171,7 @@ def test_model_and_configuration_names_change_with_their_content_so_replacements
 
 
 def test_the_names_hash_exactly_what_forces_a_replacement():
-    from modules.core.naming import content_hash
+    from scaling_patterns.core.naming import content_hash
 
     container = {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest", "model_data_url": None,
                  "environment": {}, "execution_role": "aiscale-q2sm-model-role"}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.registry import PROJECT_ROOT
+from app.config import PROJECT_ROOT
 from tooling import recovery
 from tooling.plan import MANIFEST, apply_saved
 

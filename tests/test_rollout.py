@@ -12,8 +12,8 @@ from typing import Literal
 import pytest
 from pydantic import Field
 
-from modules.core.settings import Settings
-from modules.registry import STACKS
+from scaling_patterns.core.settings import Settings
+from scaling_patterns.registry import PATTERNS
 from tooling.rollout.check import (
     Outcome,
     RolloutError,
@@ -55,30 +55,30 @@ def test_every_setting_of_every_stack_is_in_the_space():
     """Derived from the classes: a field added tomorrow is checked (or reported) tomorrow."""
     from tooling.rollout.space import _leaves
 
-    space = settings_space([(s.name, s.load_settings_class()) for s in STACKS])
+    space = settings_space([(s.name, s.load_settings_class()) for s in PATTERNS])
     seen = {(c.stack, c.setting.split("[")[0].split(".type")[0]) for c in space.changes}
     seen |= {(u.stack, u.setting.split("[")[0]) for u in space.unchangeable}
-    for spec in STACKS:
+    for spec in PATTERNS:
         cls = spec.load_settings_class()
         for path, _, _ in _leaves(cls, cls.model_validate(_baseline_settings(spec.name))):
             assert (spec.name, ".".join(path)) in seen, f"{spec.name}: {'.'.join(path)} is never changed"
 
 
 def _baseline_settings(stack: str) -> dict:
-    from tooling.rollout.space import BASELINE_OVERRIDES
+    from tooling.rollout.space import baseline_settings
 
-    return BASELINE_OVERRIDES.get(stack, {})
+    return baseline_settings(stack)
 
 
 def test_a_union_gives_one_baseline_per_member():
-    space = settings_space([(s.name, s.load_settings_class()) for s in STACKS if s.name == "queue-to-sagemaker"])
+    space = settings_space([(s.name, s.load_settings_class()) for s in PATTERNS if s.name == "queue-to-sagemaker"])
     assert {b.id for b in space.baselines} == {"default", "endpoint=existing", "results=s3"}
     existing = [c.setting for c in space.changes if c.baseline == "endpoint=existing"]
     assert existing == ["endpoint.name", "endpoint.variant_name"]  # only that member's fields are walked there
 
 
 def test_a_change_that_needs_another_gets_it_as_a_recorded_companion():
-    space = settings_space([(s.name, s.load_settings_class()) for s in STACKS if s.name == "llm-request-scaling"])
+    space = settings_space([(s.name, s.load_settings_class()) for s in PATTERNS if s.name == "llm-request-scaling"])
     bus = next(c for c in space.changes if c.setting == "create_event_bus" and c.baseline == "default")
     assert bus.companions == ("event_bus_name",) and bus.settings["create_event_bus"] is True
 
@@ -193,7 +193,7 @@ def test_reviewed_entries_are_validated(tmp_path):
     with pytest.raises(RolloutError) as caught:
         load_reviewed(bad)
     assert caught.value.problems == [
-        "reviewed.yaml: entry 1: unknown stack 'nope' (known: " + ", ".join(sorted(s.name for s in STACKS)) + ")",
+        "reviewed.yaml: entry 1: unknown stack 'nope' (known: " + ", ".join(sorted(s.name for s in PATTERNS)) + ")",
         "reviewed.yaml: entry 1: verdict must be one of replacement, nothing, dead, destroy-first, "
         "consumer-unchanged, unchangeable (given 'maybe')",
         "reviewed.yaml: entry 1: reason must say why in at least 20 characters (given 'short')",

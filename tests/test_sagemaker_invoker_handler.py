@@ -404,7 +404,7 @@ def test_the_handler_returns_its_batch_response_before_the_deadline(aws, model, 
 
 
 def test_the_settings_overhead_leaves_one_full_inference_to_the_first_record(aws, model):
-    from modules.queue_to_sagemaker.settings import INVOKER_OVERHEAD_SECONDS
+    from scaling_patterns.patterns.queue_to_sagemaker.settings import INVOKER_OVERHEAD_SECONDS
 
     # A function timeout of exactly invocation_timeout_seconds + the overhead the settings require:
     context = Context(45 + INVOKER_OVERHEAD_SECONDS - 0.5)  # minus what a cold start may take first

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.registry import STACKS
+from scaling_patterns.registry import PATTERNS
 from tooling import security
 from tooling.security import Finding, SecurityError, Skip, apply_skips, normalize_address, parse_skips, render
 
@@ -42,10 +42,10 @@ def unencrypted_findings(unencrypted_stacks) -> tuple[list[Finding], int]:
 
 
 def test_gate_passes_on_the_synthesized_stacks_with_the_repository_skip_list(synth, tmp_path):
-    missing = [spec.name for spec in STACKS if spec.name not in synth.names()]
+    missing = [spec.name for spec in PATTERNS if spec.name not in synth.names()]
     if missing:
         pytest.skip(f"the gate covers every stack; SYNTH_ONLY left out {', '.join(missing)}")
-    for spec in STACKS:  # the default stacks only, as `make synth` writes them (not the test variants)
+    for spec in PATTERNS:  # the default stacks only, as `make synth` writes them (not the test variants)
         target = tmp_path / "stacks" / spec.name
         target.mkdir(parents=True)
         shutil.copy(synth.outdir / "stacks" / spec.name / "cdk.tf.json", target / "cdk.tf.json")
@@ -53,7 +53,7 @@ def test_gate_passes_on_the_synthesized_stacks_with_the_repository_skip_list(syn
     outcome, stacks, seconds = security.gate(tmp_path / "stacks", security.DEFAULT_SKIPS, security.DEFAULT_CONFIG)
 
     assert outcome.ok, render(outcome, stacks, seconds)
-    assert stacks == sorted(spec.name for spec in STACKS)
+    assert stacks == sorted(spec.name for spec in PATTERNS)
     assert outcome.passed > 100, "checkov ran almost no checks: is the framework terraform_json?"
     assert seconds < 60, f"checkov took {seconds:.0f}s on {len(stacks)} stacks"
 

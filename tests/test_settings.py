@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modules.core.settings import SettingsError
-from modules.registry import load_config
+from scaling_patterns.core.settings import SettingsError
+from app.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,9 +74,9 @@ def test_every_commented_example_in_the_settings_file_is_valid(section, example,
 
 
 def test_the_settings_file_has_examples_for_every_stack():
-    from modules.registry import STACKS
+    from scaling_patterns.registry import PATTERNS
 
-    assert {section for section, _ in _commented_examples()} >= {"project"} | {s.name for s in STACKS}
+    assert {section for section, _ in _commented_examples()} >= {"project"} | {s.name for s in PATTERNS}
 
 
 def test_unknown_key_names_the_key_and_the_known_ones():

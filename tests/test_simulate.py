@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from modules.registry import STACKS, load_config
+from scaling_patterns.registry import PATTERNS
+from app.config import load_config
 from tooling.simulate import __main__ as cli
-from tooling.simulate.adapters import ADAPTERS, SimulationError, scenario_for
+from scaling_patterns.simulation.scenario import SimulationError, scenario_for
 from tooling.simulate.base import settings_at_ref
 from tooling.simulate.make_traces import generate
-from tooling.simulate.models import Minute, QueueWorkload, Step, TargetTracking, simulate
+from scaling_patterns.simulation.models import Minute, QueueWorkload, Step, TargetTracking, simulate
 from tooling.simulate.report import Options, diff_report, queue_waits, run_stack, simulate_stacks, stack_markdown
-from tooling.simulate.traces import Trace, TraceError, parse_trace, read_trace
+from scaling_patterns.simulation.traces import Trace, TraceError, parse_trace, read_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2024, 5, 6, 0, 0, tzinfo=timezone.utc)  # a Monday
@@ -283,10 +284,10 @@ def test_queue_wait_is_the_fifo_time_to_work_off_the_backlog():
 # ----------------------------------------------------------------------------------------
 
 
-def test_every_registered_stack_has_an_adapter_that_runs_on_its_defaults():
-    assert set(ADAPTERS) == {spec.name for spec in STACKS}
+def test_every_registered_stack_has_a_scenario_that_runs_on_its_defaults():
+    assert all(spec.simulation for spec in PATTERNS)
     config = load_config(data={})
-    runs = simulate_stacks(config.stacks, [spec.name for spec in STACKS], [trace([0] * 5 + [100] * 20)], Options())
+    runs = simulate_stacks(config.stacks, [spec.name for spec in PATTERNS], [trace([0] * 5 + [100] * 20)], Options())
     for name, run in runs.items():
         assert run.runs[0].metrics.minutes == 25, name
         assert run.runs[0].metrics.capacity_hours > 0, name
@@ -299,7 +300,7 @@ def test_unknown_assumption_is_an_error_naming_the_known_ones():
     with pytest.raises(SimulationError, match=r"--assume inference-load-balancing.seconds_per_request: must be > 0 \(given 0\)"):
         scenario_for("inference-load-balancing", settings("inference-load-balancing", {}), {"seconds_per_request": 0.0})
     with pytest.raises(SimulationError, match=r"--assume llm.x=1: unknown stack 'llm'"):
-        cli.parse_options([], ["llm.x=1"], [spec.name for spec in STACKS])
+        cli.parse_options([], ["llm.x=1"], [spec.name for spec in PATTERNS])
 
 
 # ----------------------------------------------------------------------------------------
@@ -311,7 +312,7 @@ def test_diff_against_base_settings_shows_changed_settings_and_metrics():
     base = load_config(data={"inference-load-balancing": {"fleet": {"max_size": 10}}})
     current = load_config(data={"inference-load-balancing": {"fleet": {"max_size": 10}, "requests_per_target_per_minute": 30.0}})
     traces = [trace([250] * 30, name="steady")]
-    runs = simulate_stacks(current.stacks, [s.name for s in STACKS], traces, Options())
+    runs = simulate_stacks(current.stacks, [s.name for s in PATTERNS], traces, Options())
     markdown, base_runs = diff_report("main", base.stacks, current.stacks, runs, traces, Options())
     assert list(base_runs) == ["inference-load-balancing"]  # only the stack whose settings differ is re-run
     assert "| `requests_per_target_per_minute` | `60.0` | `30.0` |" in markdown

@@ -6,17 +6,21 @@ from dataclasses import dataclass
 
 import pytest
 
-from modules.app import StackRequest, synthesize
-from modules.core.settings import ProjectSettings
-from modules.registry import STACKS
+from app.synth import StackRequest, synthesize
+from app.config import ProjectSettings
+from scaling_patterns.registry import PATTERNS
 
 
 @dataclass(frozen=True)
 class BrokenSpec:
-    name: str = "broken"
+    """A pattern whose construct fails half way (the App already holds the stacks before it)."""
 
-    def load_stack_class(self):
-        def build(app, name, project, settings):
+    name: str = "broken"
+    construct_id: str = "broken"
+    short: str = "broken"
+
+    def load(self, what):
+        def build(*args, **kwargs):
             raise ValueError("resource name too long")
         return build
 
@@ -25,7 +29,7 @@ def test_a_failing_stack_leaves_existing_output_and_no_staging_folder(synth, tmp
     outdir = tmp_path / "cdktf.out"
     outdir.mkdir()
     (outdir / "previous.txt").write_text("previous synth")
-    default = STACKS[0]
+    default = PATTERNS[0]
     requests = [StackRequest(default, default.name, default.load_settings_class()()),
                 StackRequest(BrokenSpec(), "broken", None)]
     with pytest.raises(ValueError, match="resource name too long"):
@@ -35,7 +39,7 @@ def test_a_failing_stack_leaves_existing_output_and_no_staging_folder(synth, tmp
 
 
 def test_only_the_provider_modules_in_use_are_imported(synth):
-    """modules/core/bindings.py: the provider package's 2,135 modules are not all loaded."""
+    """app/bindings.py: the provider package's 2,135 modules are not all loaded."""
     import sys
 
     loaded = [name for name in sys.modules if name.startswith("cdktf_cdktf_provider_aws.")]

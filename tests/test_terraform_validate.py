@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from modules.registry import STACKS
+import pytest
+
+from scaling_patterns.registry import PATTERNS
 
 
 def test_every_registered_stack_was_synthesized(synth):
     from tests.conftest import ONLY
 
     if ONLY:
-        import pytest
-
         pytest.skip(f"SYNTH_ONLY={','.join(sorted(ONLY))}")
-    assert {spec.name for spec in STACKS} <= set(synth.names())
+    assert {spec.name for spec in PATTERNS} <= set(synth.names())
 
 
 def test_every_stack_is_valid_terraform(validated):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.registry import PROJECT_ROOT
+from app.config import PROJECT_ROOT
 from tooling import upgrade_check as uc
 
 STACK = "predictive-lambda-scaling"  # applies in ~10 s on moto

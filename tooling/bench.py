@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from modules.registry import PROJECT_ROOT, STACKS
+from app.config import PROJECT_ROOT
+from scaling_patterns.registry import PATTERNS
 
 TIME_TARGET = 1.3  # x floor, for the default synth (one copy of each stack)
 MEMORY_TARGET_MB = 1024
@@ -90,7 +91,7 @@ def measure(label: str, args: list[str], stacks: int) -> Measurement:
 
 def child(mode: str, copies: int) -> None:
     """Runs inside the measured process."""
-    from modules.core.settings import ProjectSettings
+    from app.config import ProjectSettings
 
     if mode == "eager":  # what a plain `import cdktf_cdktf_provider_aws` costs (every module)
         import importlib
@@ -98,13 +99,18 @@ def child(mode: str, copies: int) -> None:
         sys.modules.pop("cdktf_cdktf_provider_aws", None)
         importlib.import_module("cdktf_cdktf_provider_aws")
         return
-    classes = [spec.load_stack_class() for spec in STACKS]  # imports the bindings
+    from app.bindings import import_provider_lazily
+
+    import_provider_lazily()  # as the app does (app/synth.py)
+    import app.stack  # noqa: F401 - imports the bindings
+
+    classes = [spec.load("construct") for spec in PATTERNS]
     if mode == "floor":
         return
-    from modules.app import StackRequest, synthesize
+    from app.synth import StackRequest, synthesize
 
     requests = [StackRequest(spec, spec.name if i == 0 else f"{spec.name}-copy{i}", spec.load_settings_class()())
-                for i in range(copies) for spec in STACKS]
+                for i in range(copies) for spec in PATTERNS]
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         synthesize(ProjectSettings(), requests, Path(tmp) / "cdktf.out")
     del classes
@@ -134,7 +140,7 @@ def main(argv: list[str]) -> int:
         return 0
     copies = [int(c) for c in args.copies.split(",") if c.strip()]
     print(f"measuring on {os.cpu_count()} cores: floor, then synth x{', x'.join(map(str, copies))} "
-          f"({len(STACKS)} stacks each) ...", flush=True)
+          f"({len(PATTERNS)} stacks each) ...", flush=True)
     results = [measure("floor (import the bindings used, synthesize nothing)", ["floor", "0"], 0)]
     print(f"  floor: {results[0].seconds:.1f}s, {results[0].peak_mb:.0f} MiB", flush=True)
     if args.eager:
@@ -142,7 +148,7 @@ def main(argv: list[str]) -> int:
         results.append(eager)
         print(f"  eager package import: {eager.seconds:.1f}s, {eager.peak_mb:.0f} MiB", flush=True)
     for n in copies:
-        r = measure(f"synth x{n}", ["synth", str(n)], n * len(STACKS))
+        r = measure(f"synth x{n}", ["synth", str(n)], n * len(PATTERNS))
         results.append(r)
         print(f"  synth x{n}: {r.seconds:.1f}s, {r.peak_mb:.0f} MiB", flush=True)
     text = table(results)

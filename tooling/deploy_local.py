@@ -14,7 +14,7 @@ deploy:
 4. per stack (two at a time): ``terraform init`` with the emulator's S3 endpoint given as
    ``-backend-config`` (``<dir>/backend.hcl``), ``apply``, prints the outputs, then a second
    ``terraform plan -detailed-exitcode`` that must show no changes, then the wiring checks
-   of tooling/local_checks.py through boto3;
+   of scaling_patterns/verify.py through boto3;
 5. prints a summary table; exits 1 if anything failed.
 
 Before step 3 it looks for what a killed or failed earlier deploy left (tooling/recovery.py):
@@ -48,11 +48,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from modules.core.settings import read_toml
-from modules.registry import PROJECT_ROOT, SETTINGS_ENV, STACKS, settings_path
+from scaling_patterns.core.settings import read_toml
+from app.config import PROJECT_ROOT, SETTINGS_ENV, settings_path
+from scaling_patterns.registry import PATTERNS
 from tooling import emulator as emu
 from tooling import recovery
-from tooling.local_checks import Check, CheckContext, leftovers, run_checks
+from scaling_patterns.verify import Check, CheckContext, leftovers, run_checks
 from tooling.terraform import Run, cli_config_env, find_provider_mirror, terraform
 
 STATE_BUCKET = "scaling-patterns-local-state"
@@ -251,17 +252,20 @@ def synthesize(ws: Workspace, root: Path = PROJECT_ROOT) -> subprocess.Completed
     """All stacks in one process, through ``<root>/main.py``, exactly as `make synth` does.
 
     ``root`` is another checkout of the project (upgrade-check runs the base revision's own
-    code); the current interpreter runs it."""
+    code); the current interpreter runs it, with that checkout's library (``<root>/modules``)
+    ahead of the one installed in the virtualenv."""
     env = dict(os.environ, **{
         SETTINGS_ENV: str(ws.settings), "CDKTF_OUTDIR": str(ws.outdir),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
+    if (root / "modules" / "scaling_patterns").is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root / "modules"), env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "main.py"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
 
 
 def synthesized_stacks(ws: Workspace) -> list[str]:
     """Synthesized stack names in registry order (then any others, sorted)."""
     present = {p.parent.name for p in ws.outdir.glob("stacks/*/cdk.tf.json")}
-    ordered = [spec.name for spec in STACKS if spec.name in present]
+    ordered = [spec.name for spec in PATTERNS if spec.name in present]
     return ordered + sorted(present - set(ordered))
 
 

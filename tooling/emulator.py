@@ -29,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from modules.registry import PROJECT_ROOT
+from app.config import PROJECT_ROOT
 
 HOST = "127.0.0.1"
 DEFAULT_DIR = PROJECT_ROOT / ".emulator"

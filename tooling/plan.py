@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from modules.registry import PROJECT_ROOT, SETTINGS_ENV, settings_path
+from app.config import PROJECT_ROOT, SETTINGS_ENV, settings_path
 from tooling.plan_summary import StackSummary, redact_plan, render_combined, render_stack, summarize
 from tooling.terraform import Run, cli_config_env, terraform
 
@@ -203,8 +203,8 @@ def note_emulator_gaps(results: list[StackPlan], out: Path) -> bool:
 
 def plan_on_aws(out: Path, settings: Path | None, stacks: list[str] | None, jobs: int = 2) -> tuple[list[StackPlan], str]:
     """Plan every stack against real AWS, state from the settings' backend, credentials from the environment."""
-    from modules.core.settings import S3Backend
-    from modules.registry import load_config
+    from app.config import S3Backend
+    from app.config import load_config
 
     settings = (settings or settings_path()).resolve()
     config = load_config(settings)

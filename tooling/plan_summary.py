@@ -139,12 +139,6 @@ SCALING_LABELS: tuple[Label, ...] = (
     Label("aws_lambda_event_source_mapping", "maximum_batching_window_in_seconds", "batching window (s)"),
     Label("aws_lambda_event_source_mapping", "scaling_config.*.maximum_concurrency", "maximum concurrent invocations"),
     Label("aws_lambda_event_source_mapping", "enabled", "enabled"),
-    # Scaling controllers configured through their environment (llm-request-scaling)
-    Label("aws_lambda_function", "environment.*.variables.MIN_CAPACITY", "controller's lowest capacity"),
-    Label("aws_lambda_function", "environment.*.variables.MAX_CAPACITY", "controller's highest capacity"),
-    Label("aws_lambda_function", "environment.*.variables.REQUESTS_PER_INSTANCE_PER_MINUTE", "requests one instance serves per minute"),
-    Label("aws_lambda_function", "environment.*.variables.COOLDOWN_SECONDS", "controller cooldown (s)"),
-    Label("aws_lambda_function", "environment.*.variables.RATE_WINDOW_MINUTES", "request-rate window (min)"),
     # Schedules and fleets
     Label("aws_cloudwatch_event_rule", "schedule_expression", "schedule"),
     Label("aws_scheduler_schedule", "schedule_expression", "schedule"),
@@ -156,6 +150,16 @@ SCALING_LABELS: tuple[Label, ...] = (
     Label("aws_ecs_service", "desired_count", "desired tasks"),
     Label("aws_launch_template", "instance_type", "instance type"),
 )
+
+#: Labels each pattern adds for settings outside the generic ones (its spec's ``plan_labels``,
+#: e.g. a controller configured through its environment).
+def _pattern_labels() -> tuple[Label, ...]:
+    from scaling_patterns.registry import PATTERNS
+
+    return tuple(Label(*row) for spec in PATTERNS for row in spec.plan_labels)
+
+
+SCALING_LABELS += _pattern_labels()
 
 #: What a resource type is called in plain words (scaling section).
 RESOURCE_NOUNS: dict[str, str] = {

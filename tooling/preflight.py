@@ -44,8 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from modules.core.settings import ProjectSettings, SettingsError
-from modules.registry import SETTINGS_ENV, STACKS, ProjectConfig, load_config, settings_path
+from app.config import ProjectSettings
+from scaling_patterns.core.settings import SettingsError
+from app.config import SETTINGS_ENV, ProjectConfig, load_config, settings_path
+from scaling_patterns.registry import PATTERNS
 
 # ---------------------------------------------------------------------------------------
 # AWS rules and quota codes
@@ -223,7 +225,7 @@ def is_placeholder(uri: str) -> bool:
 
 
 def selected(stacks: list[str] | None) -> list[str]:
-    names = [spec.name for spec in STACKS]
+    names = [spec.name for spec in PATTERNS]
     if not stacks:
         return names
     unknown = sorted(set(stacks) - set(names))
@@ -233,7 +235,7 @@ def selected(stacks: list[str] | None) -> list[str]:
 
 
 def needs(config: ProjectConfig, stacks: list[str] | None = None) -> Needs:
-    from modules.queue_to_sagemaker.settings import NewEndpoint
+    from scaling_patterns.patterns.queue_to_sagemaker.settings import NewEndpoint
 
     names = selected(stacks)
     project = config.project
@@ -308,7 +310,7 @@ def check(config: ProjectConfig, facts: Facts, stacks: list[str] | None = None) 
 
 
 def _check_sagemaker(config: ProjectConfig, facts: Facts, report: Report) -> None:
-    from modules.queue_to_sagemaker.settings import NewEndpoint
+    from scaling_patterns.patterns.queue_to_sagemaker.settings import NewEndpoint
 
     stack = "queue-to-sagemaker"
     s = config.stacks[stack]

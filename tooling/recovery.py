@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from modules.registry import PROJECT_ROOT
+from app.config import PROJECT_ROOT
 
 ERRORED_STATE = "errored.tfstate"
 #: Where `make apply` keeps a copy of a stack's errored.tfstate: cdktf.out/ is replaced by the

@@ -30,7 +30,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from modules.registry import PROJECT_ROOT
+from app.config import PROJECT_ROOT
 
 DEFAULT_STACKS_DIR = PROJECT_ROOT / "cdktf.out" / "stacks"
 DEFAULT_SKIPS = PROJECT_ROOT / "security-skips.yaml"

@@ -45,7 +45,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modules.registry import DEFAULT_SETTINGS_FILE, PROJECT_ROOT, SETTINGS_ENV, STACKS
+from app.config import DEFAULT_SETTINGS_FILE, PROJECT_ROOT, SETTINGS_ENV
+from scaling_patterns.registry import PATTERNS
 from tooling.plan import DEFAULT_OUT, MANIFEST, StackPlan, write_combined
 
 EMULATOR_GAPS_NOTE = ("Resources the emulator cannot create (Lambda provisioned concurrency, Application Auto Scaling) "
@@ -207,7 +208,7 @@ def run_check(outcome: Outcome, out: Path, stacks: list[str] | None, settings: P
     print(f"upgrade-check: base {base_ref} = {outcome.base_sha[:7]} exported; settings: base {base_file}, "
           f"head {head_settings}", flush=True)
 
-    head_names = [spec.name for spec in STACKS]
+    head_names = [spec.name for spec in PATTERNS]
     if stacks:
         unknown = sorted(set(stacks) - set(head_names))
         outcome.removed_stacks = unknown  # asked for, gone from this checkout (checked against the base below)

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from modules.registry import PROJECT_ROOT
+from app.config import PROJECT_ROOT
 from tooling.terraform import find_provider_mirror, validate_stacks
 
 

@@ -44,8 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from modules.core.settings import ProjectSettings
-from modules.registry import PROJECT_ROOT, STACKS
+from app.config import ProjectSettings
+from app.config import PROJECT_ROOT
+from scaling_patterns.registry import PATTERNS
 from tooling.rollout import planned_state
 from tooling.rollout.space import Baseline, Change, Space, Unchangeable, settings_space
 from tooling.runtime_effects import LEVELS, NONE, REPLACED, REPLACEMENT, ROLLING, effect_of
@@ -154,10 +155,10 @@ def synthesize_variants(items: list[tuple[str, str, dict[str, Any], dict[str, An
                         batch: int = 120) -> dict[str, tuple[dict[str, Any], Path]]:
     """Synthesize ``(variant name, stack, stack settings, project settings)``; (JSON, folder) by variant
     name, the variant's name replaced by its stack's in the JSON (tags and paths hold the stack name)."""
-    from modules.app import StackRequest, synthesize
-    from modules.core.settings import validate_section
+    from app.synth import StackRequest, synthesize
+    from scaling_patterns.core.settings import validate_section
 
-    specs = {spec.name: spec for spec in STACKS}
+    specs = {spec.name: spec for spec in PATTERNS}
     docs: dict[str, tuple[dict[str, Any], Path]] = {}
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
@@ -204,7 +205,7 @@ class Terraform:
 
     @staticmethod
     def _provider_version() -> str:
-        from modules.core.versions import AWS_PROVIDER_VERSION
+        from scaling_patterns.core.versions import AWS_PROVIDER_VERSION
 
         return AWS_PROVIDER_VERSION
 
@@ -563,7 +564,7 @@ def load_reviewed(path: Path = REVIEWED_FILE) -> list[Reviewed]:
     except yaml.YAMLError as exc:
         raise RolloutError([f"{path.name}: not valid YAML: {' '.join(str(exc).split())}"]) from None
     problems, entries = [], []
-    known = {spec.name for spec in STACKS}
+    known = {spec.name for spec in PATTERNS}
     if not isinstance(data, list):
         raise RolloutError([f"{path.name}: must be a list of entries (given {type(data).__name__})"])
     for index, item in enumerate(data):
@@ -624,7 +625,7 @@ class Report:
 
 
 def valid_for(stack: str) -> Callable[[dict, dict], bool]:
-    cls = next(s for s in STACKS if s.name == stack).load_settings_class()
+    cls = next(s for s in PATTERNS if s.name == stack).load_settings_class()
 
     def check(settings: dict, project: dict) -> bool:
         try:
@@ -692,7 +693,7 @@ def run(workdir: Path | None = None, stacks: list[str] | None = None, jobs: int 
 
     seconds: dict[str, float] = {}
     started = time.monotonic()
-    specs = [spec for spec in STACKS if not stacks or spec.name in stacks]
+    specs = [spec for spec in PATTERNS if not stacks or spec.name in stacks]
     space: Space = settings_space([(spec.name, spec.load_settings_class()) for spec in specs])
     reviewed = load_reviewed()
     progress(f"{len(space.changes)} settings changes over {len(space.baselines)} baselines of {len(specs)} stacks")
@@ -865,7 +866,7 @@ def render(report: Report) -> str:
         f"{len(report.unchangeable)} could not be changed on their own.",
         "",
     ]
-    for spec in STACKS:
+    for spec in PATTERNS:
         rows = [o for o in report.outcomes if o.change.stack == spec.name and not o.enabled]
         if not rows:
             continue

@@ -2,7 +2,7 @@
 
 Derived from the settings classes, never from a hand-kept list: a new field is checked the
 day it is added. For each stack the walk starts from a *baseline* (the defaults, see
-:data:`BASELINE_OVERRIDES`) and yields one :class:`Change` per leaf setting: the field moved
+:func:`baseline_settings`) and yields one :class:`Change` per leaf setting: the field moved
 to another value its own rules accept (bounds, literals, examples) that the whole stack's
 settings also accept (cross-field rules). A discriminated union (``endpoint = {type = ...}``)
 or an optional table (``scaling_target``) gives one more baseline per member, whose fields are
@@ -34,16 +34,19 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from modules.core.settings import LOG_RETENTION_DAYS, ProjectSettings, Settings
+from scaling_patterns.core.settings import LOG_RETENTION_DAYS, Settings
+from app.config import ProjectSettings
 
 #: Settings that tooling sets, not users: never varied.
 SKIPPED = {("project", "emulator")}
 
-#: Baseline values instead of defaults where a default cannot apply on AWS (a placeholder):
-#: the check plans what a real deployment would do.
-BASELINE_OVERRIDES: dict[str, dict[str, Any]] = {
-    "queue-to-sagemaker": {"endpoint": {"type": "create", "image_uri": "111122223333.dkr.ecr.us-east-1.amazonaws.com/llm-server:1.4.0"}},
-}
+def baseline_settings(stack: str) -> dict[str, Any]:
+    """Where the walk starts: the defaults, or what the pattern declares instead (``rollout_baseline``
+    of its spec: a placeholder default cannot apply on AWS, so the check plans a real deployment)."""
+    from scaling_patterns.registry import PATTERNS
+
+    spec = next((p for p in PATTERNS if p.name == stack), None)
+    return copy.deepcopy(spec.rollout_baseline) if spec is not None else {}
 
 
 @dataclass(frozen=True)
@@ -533,6 +536,6 @@ def settings_space(stacks: list[tuple[str, type[Settings]]]) -> Space:
     space = Space()
     for name, cls in stacks:
         walker = _Walker(name, cls, space)
-        walker.baseline("default", copy.deepcopy(BASELINE_OVERRIDES.get(name, {})), {})
+        walker.baseline("default", baseline_settings(name), {})
         walker.retry_in_members()
     return space

@@ -21,13 +21,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from modules.core.settings import SettingsError
-from modules.registry import PROJECT_ROOT, STACKS, load_config, settings_path
-from tooling.simulate.adapters import SimulationError
+from scaling_patterns.core.settings import SettingsError
+from app.config import PROJECT_ROOT, load_config, settings_path
+from scaling_patterns.registry import PATTERNS
+from scaling_patterns.simulation.scenario import SimulationError
 from tooling.simulate.base import settings_at_ref
 from tooling.simulate.make_traces import EXAMPLE_SCALE
 from tooling.simulate.report import Options, diff_report, simulate_stacks, stack_markdown, summary_markdown, traces_markdown
-from tooling.simulate.traces import Trace, TraceError, read_trace
+from scaling_patterns.simulation.traces import Trace, TraceError, read_trace
 
 TRACES_DIR = PROJECT_ROOT / "traces"
 OUT_DIR = PROJECT_ROOT / "simulation"
@@ -102,7 +103,7 @@ def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     started = time.monotonic()
     source = settings_path()
-    known = [spec.name for spec in STACKS]
+    known = [spec.name for spec in PATTERNS]
     try:
         config = load_config(source)
         names = args.stack or known

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tooling.simulate.adapters import SimulationError
+from scaling_patterns.simulation.scenario import SimulationError
 
 
 @dataclass(frozen=True)

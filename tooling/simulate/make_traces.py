@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
-from tooling.simulate.traces import render_trace
+from scaling_patterns.simulation.traces import render_trace
 
 SEED = 20240506
 #: Arrival factors applied to these example traces per stack (never to a trace passed with --trace).

@@ -15,7 +15,7 @@ Metrics (per stack and trace):
   **a day**: scaled to 1,440 minutes (``actions x 1440 / minutes``);
 - **spillover**: invocations above the serving provisioned concurrency (Lambda only).
 
-A stack whose scenario has a :class:`~tooling.simulate.adapters.Comparison` (queue-depth-scaling:
+A stack whose scenario has a :class:`~scaling_patterns.simulation.scenario.Comparison` (queue-depth-scaling:
 the backlog metric of AWS's example, or the reference's scale-in alarm) is also run with that
 policy on every trace; its table is followed by "before -> deployed" per trace.
 """
@@ -27,10 +27,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from modules.core.settings import Settings
-from tooling.simulate.adapters import Scenario, scenario_for
-from tooling.simulate.models import EPSILON, Timeline
-from tooling.simulate.traces import Trace, format_timestamp
+from scaling_patterns.core.settings import Settings
+from scaling_patterns.simulation.scenario import Scenario, scenario_for
+from scaling_patterns.simulation.models import EPSILON, Timeline
+from scaling_patterns.simulation.traces import Trace, format_timestamp
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Shared helpers for every pattern (settings, naming, IAM, Lambda packaging, stacks)."""

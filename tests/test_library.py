@@ -1,0 +1,181 @@
+"""The constructs as a library: any TerraformStack, distinct names per instance, your own
+resources passed in as tokens, IAM boundary and path on every role, and an import with no
+side effects (tests/test_packaging.py installs the package and runs the examples)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from app.config import PROJECT_ROOT
+from scaling_patterns.registry import PATTERNS
+
+BOUNDARY = "arn:aws:iam::123456789012:policy/boundaries/workload"
+
+#: Settings for a second instance where the defaults alone would name a shared resource.
+SECOND = {"llm-request-scaling": {}, "queue-depth-scaling": {}, "inference-load-balancing": {},
+          "predictive-lambda-scaling": {}, "queue-to-sagemaker": {}}
+
+
+@pytest.fixture(scope="module")
+def library_out(synth, tmp_path_factory) -> Path:  # `synth` first: the bindings load once per session
+    """One plain TerraformStack (no project stack class) with two instances of every pattern,
+    and a second stack whose patterns get a VPC, subnets, a topic, a queue and an endpoint of
+    the same app as tokens, with a permissions boundary and a role path."""
+    from cdktf import App, TerraformStack
+    from cdktf_cdktf_provider_aws.provider import AwsProvider
+    from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+    from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
+    from cdktf_cdktf_provider_aws.subnet import Subnet
+    from cdktf_cdktf_provider_aws.vpc import Vpc
+
+    outdir = tmp_path_factory.mktemp("library") / "out"
+    app = App(outdir=str(outdir))
+    twice = TerraformStack(app, "twice")
+    AwsProvider(twice, "aws", region="eu-west-1")
+    for spec in PATTERNS:
+        construct = spec.load("construct")
+        construct(twice, f"{spec.short}_one", name_prefix="team")
+        construct(twice, f"{spec.short}_two", SECOND[spec.name], name_prefix="team")
+
+    byo = TerraformStack(app, "byo")
+    AwsProvider(byo, "aws", region="eu-west-1")
+    vpc = Vpc(byo, "vpc", cidr_block="10.1.0.0/16")
+    subnets = [Subnet(byo, f"subnet_{i}", vpc_id=vpc.id, cidr_block=f"10.1.{i}.0/24", availability_zone=f"eu-west-1{z}")
+               for i, z in enumerate("ab")]
+    topic = SnsTopic(byo, "alerts", name="platform-alerts")
+    requests, dead = SqsQueue(byo, "requests", name="orders"), SqsQueue(byo, "dead", name="orders-dlq")
+    network = {"vpc_id": vpc.id, "subnet_ids": [s.id for s in subnets]}
+    iam = {"permissions_boundary_arn": BOUNDARY, "role_path": "/workloads/"}
+    load = {spec.name: spec.load("construct") for spec in PATTERNS}
+    load["queue-depth-scaling"](byo, "workers", {"network": network}, name="jobs", **iam)
+    load["inference-load-balancing"](byo, "inference", {"network": network}, name="infer", **iam)
+    load["predictive-lambda-scaling"](byo, "predictive", {"spillover_alarm": {"topic_arn": topic.arn}}, name="pred", **iam)
+    load["queue-to-sagemaker"](byo, "sagemaker", {
+        "queue": {"existing_queue_arn": requests.arn, "existing_dead_letter_queue_arn": dead.arn},
+        "endpoint": {"type": "existing", "name": "Chat-Endpoint"}}, name="q2sm", **iam)
+    load["llm-request-scaling"](byo, "llm", {"scaling_target": {"type": "autoscaling_group", "name": "jobs-workers"}},
+                                name="llm", **iam)
+    app.synth()
+    return outdir
+
+
+def stack(out: Path, name: str) -> dict:
+    return json.loads((out / "stacks" / name / "cdk.tf.json").read_text())
+
+
+NAMED = ("name", "function_name", "alarm_name", "bucket", "bucket_prefix")
+#: Named within their function, not the account: an alias `live` and a statement id per function.
+SCOPED = {"aws_lambda_alias", "aws_lambda_permission"}
+
+
+def names(doc: dict) -> list[tuple[str, str]]:
+    """(type, name) of every resource AWS names account- or region-wide."""
+    found = []
+    for type_, items in doc.get("resource", {}).items():
+        if type_ in SCOPED:
+            continue
+        for body in items.values():
+            for key in NAMED:
+                if isinstance(body.get(key), str) and (key != "name" or not type_.endswith("_policy")):
+                    found.append((type_, body[key]))
+    return found
+
+
+def test_every_pattern_works_in_a_plain_terraform_stack_twice_with_distinct_names(library_out):
+    doc = stack(library_out, "twice")
+    counted = Counter(names(doc))
+    assert counted and not [n for n, c in counted.items() if c > 1], [n for n, c in counted.items() if c > 1]
+    # Each name starts with the instance's own base: <name_prefix>-<construct id>.
+    for spec in PATTERNS:
+        for instance in ("one", "two"):
+            base = f"team-{spec.short}-{instance}-"
+            assert any(n.startswith(base) for _, n in names(doc)), base
+
+
+def test_the_region_comes_from_the_stacks_provider(library_out):
+    doc = stack(library_out, "twice")
+    # (The default image URI is a placeholder in us-east-1; everything else follows the provider.)
+    text = json.dumps(doc["resource"]).replace("123456789012.dkr.ecr.us-east-1", "").replace("ecr:us-east-1:123456789012", "")
+    assert "eu-west-1a" in text and "us-east-1" not in text
+
+
+def test_resources_of_the_app_are_accepted_as_tokens(library_out):
+    doc = stack(library_out, "byo")
+    groups = doc["resource"]["aws_autoscaling_group"]
+    subnets = sorted(f"${{aws_subnet.{n}.id}}" for n in doc["resource"]["aws_subnet"])
+    assert all(sorted(g["vpc_zone_identifier"]) == subnets for g in groups.values())
+    assert "aws_vpc" in doc["resource"] and len(doc["resource"]["aws_vpc"]) == 1  # no VPC of the patterns' own
+    alarm = next(a for a in doc["resource"]["aws_cloudwatch_metric_alarm"].values() if a["alarm_name"].startswith("pred-"))
+    assert alarm["alarm_actions"] == ["${aws_sns_topic.alerts.arn}"]
+    mapping = next(iter(doc["resource"]["aws_lambda_event_source_mapping"].values()))
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.requests.arn}"
+    assert "aws_sqs_queue" in doc["resource"] and not any(
+        q["name"].startswith("q2sm-requests") for q in doc["resource"]["aws_sqs_queue"].values())
+
+
+def test_every_role_gets_the_permissions_boundary_and_path(library_out):
+    roles = stack(library_out, "byo")["resource"]["aws_iam_role"]
+    assert len(roles) >= 6
+    assert all(r["permissions_boundary"] == BOUNDARY and r["path"] == "/workloads/" for r in roles.values()), roles
+
+
+def test_library_stacks_are_valid_terraform(library_out):
+    from tooling.terraform import validate_stacks
+
+    results = validate_stacks([library_out / "stacks" / "twice", library_out / "stacks" / "byo"])
+    assert all(ok for ok, _ in results.values()), results
+
+
+def test_bad_props_name_the_construct_field_and_value(synth):
+    from cdktf import App, TerraformStack
+
+    from scaling_patterns import SqsToSagemakerEndpoint
+
+    stack_ = TerraformStack(App(), "bad")
+    with pytest.raises(ValueError) as caught:
+        SqsToSagemakerEndpoint(stack_, "orders", {"memory_mb": 64}, name_prefix="team")
+    assert str(caught.value) == ("[SqsToSagemakerEndpoint] memory_mb: Input should be greater than or equal to 128 (given 64)")
+    with pytest.raises(ValueError, match=r"name must be lowercase letters, digits and '-'.*\(given 'Team_X'\)"):
+        SqsToSagemakerEndpoint(stack_, "other", name="Team_X")
+
+
+def test_importing_the_library_changes_nothing_for_the_host_app():
+    """No side effects: the provider package stays as Python imports it, cdktf is not even loaded."""
+    code = ("import sys, scaling_patterns\n"
+            "assert 'cdktf' not in sys.modules and 'cdktf_cdktf_provider_aws' not in sys.modules, sorted(sys.modules)\n"
+            "from scaling_patterns import QueueToSageMakerSettings, PATTERNS\n"
+            "assert 'cdktf' not in sys.modules\n"
+            "print(len(PATTERNS), QueueToSageMakerSettings.__name__)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["5", "QueueToSageMakerSettings"]
+
+
+@pytest.mark.slow
+def test_the_host_apps_own_provider_imports_work_after_a_construct_is_imported():
+    """The library does not register the provider package lazily (the app's own process may)."""
+    code = ("import os\nos.environ['JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION'] = '20'\n"
+            "from scaling_patterns import SqsToSagemakerEndpoint\n"
+            "import cdktf_cdktf_provider_aws as aws\n"
+            "from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket\n"
+            "print(aws.sqs_queue.SqsQueue.__name__, S3Bucket.__name__)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["SqsQueue", "S3Bucket"]
+
+
+def test_no_library_module_imports_the_app_or_the_tooling():
+    """Layers: tooling -> app -> scaling_patterns, never back up."""
+    offenders = []
+    for path in (PROJECT_ROOT / "modules" / "scaling_patterns").rglob("*.py"):
+        text = path.read_text()
+        for layer in ("app", "tooling", "tests", "modules"):
+            if f"\nfrom {layer}." in text or f"\nimport {layer}" in text or f"    from {layer}." in text:
+                offenders.append(f"{path.relative_to(PROJECT_ROOT)} imports {layer}")
+    assert offenders == []
