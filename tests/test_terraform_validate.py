@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from modules.registry import STACKS
 
 
@@ -9,8 +11,6 @@ def test_every_registered_stack_was_synthesized(synth):
     from tests.conftest import ONLY
 
     if ONLY:
-        import pytest
-
         pytest.skip(f"SYNTH_ONLY={','.join(sorted(ONLY))}")
     assert {spec.name for spec in STACKS} <= set(synth.names())
 
