@@ -44,11 +44,14 @@ synth: install ## synthesize every stack into cdktf.out/ (one process) and print
 validate: synth ## terraform init -backend=false + validate for each stack (offline via a local provider mirror if present)
 	$(RUN) python -m tooling.validate
 
+# Tests that need no emulator run on two workers (whole files per worker: module fixtures stay
+# in one process); the emulator deploys run after them, one at a time.
 test: install ## the whole test suite, emulator deploys included (what CI runs)
-	$(RUN) python -m pytest
+	$(RUN) python -m pytest -n 2 --dist loadfile -m "not emulator"
+	$(RUN) python -m pytest -m emulator
 
 unit: install ## the test suite without the emulator deploys and slow integration checks (tests marked `emulator` or `slow`)
-	$(RUN) python -m pytest -m "not emulator and not slow"
+	$(RUN) python -m pytest -n 2 --dist loadfile -m "not emulator and not slow"
 
 bench: install ## synth wall time and peak memory vs. the import floor, with 1, 5 and 25 copies of each stack
 	$(RUN) python -m tooling.bench --copies 1,5,25
@@ -56,8 +59,8 @@ bench: install ## synth wall time and peak memory vs. the import floor, with 1, 
 simulate: install ## replay traces/*.csv through each stack's scaling policy -> tables, simulation/*.png; BASE=<git ref> also writes simulation/diff.md
 	$(RUN) python -m tooling.simulate $(if $(BASE),--base $(BASE),)
 
-docs: install ## regenerate docs/settings.md from the settings classes
-	$(RUN) python -m tooling.settings_doc --write
+docs: install ## regenerate the generated docs (settings reference, deploy-role policies, stack and emulator tables)
+	$(RUN) python -m tooling.docs --write
 
 deploy-local: install ## apply every stack on a local AWS emulator (moto, 127.0.0.1), check plan and wiring
 	$(RUN) python -m tooling.deploy_local deploy

@@ -57,7 +57,7 @@ class ProjectSettings(Settings):
     region: AwsRegion = Field("us-east-1", description="AWS region of every stack.")
     name_prefix: NamePrefix = Field("aiscale", description="Prefix of every resource name; change it per environment sharing an account.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every resource (provider `default_tags`).")
-    emulator: bool = Field(False, description="Leave out the resources the local emulator (moto) cannot create, as listed in the README; for `make deploy-local` only, never for real AWS.")
+    emulator: bool = Field(False, description="Leave out the resources the local emulator (moto) cannot create, as listed in docs/deploy.md; for `make deploy-local` only, never for real AWS.")
     backend: LocalBackend | S3Backend = Field(default_factory=LocalBackend, discriminator="type",
                                               description="Where Terraform keeps state: `{type = \"local\"}` or `{type = \"s3\", bucket = ...}`.")
     iam: IamSettings = Field(default_factory=IamSettings, description="Permissions boundary and path of every IAM role the stacks create.")

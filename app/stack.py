@@ -15,7 +15,8 @@ from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
-from app.config import PROJECT_ROOT, ProjectSettings, S3Backend as S3BackendSettings
+from app.config import PROJECT_ROOT, ProjectSettings
+from app.config import S3Backend as S3BackendSettings
 from scaling_patterns.spec import PatternSpec
 
 #: Local state files live beside the project (absolute, so they survive re-synthesis of cdktf.out).

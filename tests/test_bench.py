@@ -8,10 +8,10 @@ and memory is measured across Python and the Node.js runtime.
 
 from __future__ import annotations
 
-import pytest
-
 import subprocess
 import sys
+
+import pytest
 
 from app.config import PROJECT_ROOT
 from scaling_patterns.registry import PATTERNS

@@ -76,20 +76,10 @@ def test_no_stack_looks_anything_up_in_an_aws_account_by_default(synth):
         assert not synth.stack(spec.name).doc.get("data"), f"{spec.name} has data sources: plans would need an AWS account"
 
 
-def _documented_left_out() -> set[tuple[str, str]]:
-    from app.config import PROJECT_ROOT
-
-    text = (PROJECT_ROOT / "README.md").read_text()
-    table = text.split("<!-- emulator-left-out:start -->")[1].split("<!-- emulator-left-out:end -->")[0]
-    rows = set()
-    for line in table.splitlines():
-        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and cells[1].startswith("aws_"):
-            rows.add((cells[0], cells[1]))
-    return rows
-
-
-def test_the_emulator_profile_leaves_out_exactly_what_the_readme_lists(synth, emulator_synth):
+def test_the_emulator_profile_leaves_out_exactly_what_each_pattern_declares(synth, emulator_synth):
+    """What ``project.emulator = true`` leaves out equals the specs' ``emulator_leaves_out``
+    (docs/deploy.md's table is generated from those; tests/test_docs.py keeps it current)."""
+    from scaling_patterns.registry import PATTERNS
     from tests.conftest import all_variants
 
     base_of = {name: base for name, (base, _) in all_variants().items()}
@@ -99,7 +89,7 @@ def test_the_emulator_profile_leaves_out_exactly_what_the_readme_lists(synth, em
         emulated = set(emulator_synth.stack(name).doc["resource"])
         assert emulated <= normal, f"{name}: the emulator profile adds {sorted(emulated - normal)}"
         left_out |= {(base_of.get(name, name), type_) for type_ in normal - emulated}
-    assert left_out == _documented_left_out()
+    assert left_out == {(spec.name, type_) for spec in PATTERNS for type_ in spec.emulator_leaves_out}
 
 
 def test_function_packages_are_reproducible_so_only_a_code_change_changes_the_plan(synth, monkeypatch):

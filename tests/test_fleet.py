@@ -1,11 +1,11 @@
-"""What both EC2 fleets share (modules/core/fleet.py): launch template changes reach running instances."""
+"""What both EC2 fleets share (modules/scaling_patterns/core/fleet.py): launch template changes reach running instances."""
 
 from __future__ import annotations
 
 import pytest
 
-from scaling_patterns.core.settings import SettingsError
 from app.config import load_config
+from scaling_patterns.core.settings import SettingsError
 
 FLEETS = ("queue-depth-scaling", "inference-load-balancing")
 

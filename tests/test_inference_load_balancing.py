@@ -8,11 +8,10 @@ import re
 
 import pytest
 
-from tests.conftest import named, ref
-
-from scaling_patterns.core.settings import SettingsError
 from app.config import load_config
-from scaling_patterns.patterns.inference_load_balancing.variants import CERTIFICATE
+from scaling_patterns.core.settings import SettingsError
+from scaling_patterns.patterns.inference_load_balancing.variants import CERTIFICATE, LOAD_BALANCER, TARGET_GROUP
+from tests.conftest import named, ref
 
 STACK = "inference-load-balancing"
 
@@ -219,6 +218,53 @@ def test_outputs_export_the_dns_name_like_the_reference(default, https):
     assert https.outputs["load_balancer_url"]["value"] == "https://" + https.ref("aws_lb", "dns_name")
 
 
+# --- an existing target group (the platform's load balancer) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def existing(synth):
+    return synth.stack("infer-existing-target-group")
+
+
+def test_with_an_existing_target_group_no_load_balancer_is_created(existing):
+    created = set(existing.doc["resource"])
+    assert not created & {"aws_lb", "aws_lb_listener", "aws_lb_target_group", "aws_s3_bucket"}, sorted(created)
+    assert [body["name"] for body in existing.resources("aws_security_group").values()] == ["aiscale-infer-fleet-instances"]
+
+
+def test_the_fleet_registers_in_the_given_target_group_and_admits_only_its_load_balancer(existing):
+    assert existing.one("aws_autoscaling_group")["target_group_arns"] == [TARGET_GROUP]
+    (ingress,) = existing.resources("aws_vpc_security_group_ingress_rule").values()
+    assert (ingress["referenced_security_group_id"], ingress["from_port"], ingress["to_port"]) == ("sg-0123456789abcdef0", 8080, 8080)
+    egress = existing.resources("aws_vpc_security_group_egress_rule").values()
+    assert egress and not [rule for rule in egress if "referenced_security_group_id" in rule]  # only the fleet's HTTPS out
+
+
+def test_the_fleet_scales_on_the_given_load_balancers_requests_per_target(existing):
+    spec = existing.one("aws_autoscaling_policy")["target_tracking_configuration"]["predefined_metric_specification"]
+    assert spec["resource_label"] == "app/platform/fedcba9876543210/targetgroup/platform-inference/0123456789abcdef"
+    assert LOAD_BALANCER.endswith("loadbalancer/" + spec["resource_label"].split("/targetgroup/")[0])
+    assert "depends_on" not in existing.one("aws_autoscaling_policy")
+
+
+def test_with_an_existing_target_group_the_outputs_are_the_group_and_fleet(existing):
+    assert {name: body["value"] for name, body in existing.outputs.items()} == {
+        "target_group_arn": TARGET_GROUP, "autoscaling_group_name": existing.ref("aws_autoscaling_group", "name")}
+
+
+def test_load_balancer_settings_with_an_existing_target_group_are_rejected():
+    given = {"arn": TARGET_GROUP, "load_balancer_arn": LOAD_BALANCER, "load_balancer_security_group_id": "sg-0123456789abcdef0"}
+    network = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]}
+    assert problems({"existing_target_group": given, "network": network, "certificate_arn": CERTIFICATE, "internal": True}) == [
+        "settings.toml: [inference-load-balancing] (section): internal, certificate_arn configure the load balancer this stack "
+        "creates; with existing_target_group there is none: remove them or existing_target_group "
+        f"(given internal=True, certificate_arn={CERTIFICATE!r})"]
+    (line,) = problems({"existing_target_group": given})
+    assert "existing_target_group needs network.vpc_id and network.subnet_ids of the target group's VPC" in line
+    (line,) = problems({"existing_target_group": dict(given, arn=LOAD_BALANCER), "network": network})
+    assert "existing_target_group.arn: must be an ARN like arn:aws:elasticloadbalancing:" in line and "loadbalancer/app/" in line
+
+
 def test_default_stack_plans_without_an_aws_account(default):
     assert "data" not in default.doc
 
@@ -274,8 +320,8 @@ def test_bad_cidrs_algorithms_and_zones_are_reported_together():
 
 
 def test_a_certificate_from_another_region_cannot_be_synthesized(tmp_path):
-    from app.synth import StackRequest, synthesize
     from app.config import ProjectSettings
+    from app.synth import StackRequest, synthesize
     from scaling_patterns.core.settings import validate_section
     from scaling_patterns.registry import PATTERNS
 

@@ -5,6 +5,7 @@ side effects (tests/test_packaging.py installs the package and runs the examples
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -17,9 +18,6 @@ from scaling_patterns.registry import PATTERNS
 
 BOUNDARY = "arn:aws:iam::123456789012:policy/boundaries/workload"
 
-#: Settings for a second instance where the defaults alone would name a shared resource.
-SECOND = {"llm-request-scaling": {}, "queue-depth-scaling": {}, "inference-load-balancing": {},
-          "predictive-lambda-scaling": {}, "queue-to-sagemaker": {}}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +26,11 @@ def library_out(synth, tmp_path_factory) -> Path:  # `synth` first: the bindings
     and a second stack whose patterns get a VPC, subnets, a topic, a queue and an endpoint of
     the same app as tokens, with a permissions boundary and a role path."""
     from cdktf import App, TerraformStack
+    from cdktf_cdktf_provider_aws.cloudwatch_event_bus import CloudwatchEventBus
+    from cdktf_cdktf_provider_aws.lb import Lb
+    from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup
     from cdktf_cdktf_provider_aws.provider import AwsProvider
+    from cdktf_cdktf_provider_aws.security_group import SecurityGroup
     from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
     from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
     from cdktf_cdktf_provider_aws.subnet import Subnet
@@ -41,7 +43,7 @@ def library_out(synth, tmp_path_factory) -> Path:  # `synth` first: the bindings
     for spec in PATTERNS:
         construct = spec.load("construct")
         construct(twice, f"{spec.short}_one", name_prefix="team")
-        construct(twice, f"{spec.short}_two", SECOND[spec.name], name_prefix="team")
+        construct(twice, f"{spec.short}_two", name_prefix="team")  # the same settings: only the id differs
 
     byo = TerraformStack(app, "byo")
     AwsProvider(byo, "aws", region="eu-west-1")
@@ -59,8 +61,18 @@ def library_out(synth, tmp_path_factory) -> Path:  # `synth` first: the bindings
     load["queue-to-sagemaker"](byo, "sagemaker", {
         "queue": {"existing_queue_arn": requests.arn, "existing_dead_letter_queue_arn": dead.arn},
         "endpoint": {"type": "existing", "name": "Chat-Endpoint"}}, name="q2sm", **iam)
-    load["llm-request-scaling"](byo, "llm", {"scaling_target": {"type": "autoscaling_group", "name": "jobs-workers"}},
+    bus = CloudwatchEventBus(byo, "bus", name="platform-events")
+    load["llm-request-scaling"](byo, "llm", {"event_bus_name": bus.name,
+                                             "scaling_target": {"type": "autoscaling_group", "name": "jobs-workers"}},
                                 name="llm", **iam)
+    # A load balancer the platform already runs: the fleet joins its target group.
+    lb_group = SecurityGroup(byo, "platform_lb_sg", name="platform-lb", vpc_id=vpc.id)
+    lb = Lb(byo, "platform_lb", name="platform", security_groups=[lb_group.id], subnets=[s.id for s in subnets])
+    target_group = LbTargetGroup(byo, "platform_tg", name="platform-inference", port=8080, protocol="HTTP", vpc_id=vpc.id)
+    load["inference-load-balancing"](byo, "behind_platform_lb", {
+        "target_port": 8080, "network": network,
+        "existing_target_group": {"arn": target_group.arn, "load_balancer_arn": lb.arn,
+                                  "load_balancer_security_group_id": lb_group.id}}, name="shared", **iam)
     app.synth()
     return outdir
 
@@ -117,6 +129,23 @@ def test_resources_of_the_app_are_accepted_as_tokens(library_out):
     assert mapping["event_source_arn"] == "${aws_sqs_queue.requests.arn}"
     assert "aws_sqs_queue" in doc["resource"] and not any(
         q["name"].startswith("q2sm-requests") for q in doc["resource"]["aws_sqs_queue"].values())
+    rule = next(r for r in doc["resource"]["aws_cloudwatch_event_rule"].values() if r["name"].startswith("llm-"))
+    assert rule["event_bus_name"] == "${aws_cloudwatch_event_bus.bus.name}"
+
+
+def test_an_existing_target_group_and_load_balancer_are_accepted_as_tokens(library_out):
+    doc = stack(library_out, "byo")
+    shared = [g for g in doc["resource"]["aws_autoscaling_group"].values() if g["name"].startswith("shared-")]
+    assert [g["target_group_arns"] for g in shared] == [["${aws_lb_target_group.platform_tg.arn}"]]
+    assert sorted(lb["name"] for lb in doc["resource"]["aws_lb"].values()) == ["infer-alb", "platform"]
+    policy = next(p for p in doc["resource"]["aws_autoscaling_policy"].values() if p["name"].startswith("shared-"))
+    label = policy["target_tracking_configuration"]["predefined_metric_specification"]["resource_label"]
+    # app/<name>/<id>/targetgroup/<name>/<id>, computed by Terraform from the two ARNs
+    assert label == ('${trimprefix(element(split(":", aws_lb.platform_lb.arn), 5), "loadbalancer/")}/'
+                     '${element(split(":", aws_lb_target_group.platform_tg.arn), 5)}'), label
+    ingress = [r for r in doc["resource"]["aws_vpc_security_group_ingress_rule"].values()
+               if r.get("referenced_security_group_id") == "${aws_security_group.platform_lb_sg.id}"]
+    assert [(r["from_port"], r["to_port"]) for r in ingress] == [(8080, 8080)]
 
 
 def test_every_role_gets_the_permissions_boundary_and_path(library_out):
@@ -170,12 +199,78 @@ def test_the_host_apps_own_provider_imports_work_after_a_construct_is_imported()
     assert run.stdout.split() == ["SqsQueue", "S3Bucket"]
 
 
-def test_no_library_module_imports_the_app_or_the_tooling():
-    """Layers: tooling -> app -> scaling_patterns, never back up."""
-    offenders = []
-    for path in (PROJECT_ROOT / "modules" / "scaling_patterns").rglob("*.py"):
-        text = path.read_text()
-        for layer in ("app", "tooling", "tests", "modules"):
-            if f"\nfrom {layer}." in text or f"\nimport {layer}" in text or f"    from {layer}." in text:
-                offenders.append(f"{path.relative_to(PROJECT_ROOT)} imports {layer}")
+def _imported_top_levels(path: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), [
+    ("modules/scaling_patterns", {"app", "tooling", "tests", "modules", "main"}),
+    ("app", {"tooling", "tests", "modules", "main"}),
+])
+def test_no_import_runs_back_up_the_layers(layer, forbidden):
+    """Layers: tooling -> app -> scaling_patterns, never back up (every import statement, also inside functions)."""
+    offenders = [f"{path.relative_to(PROJECT_ROOT)} imports {sorted(_imported_top_levels(path) & forbidden)}"
+                 for path in sorted((PROJECT_ROOT / layer).rglob("*.py")) if _imported_top_levels(path) & forbidden]
     assert offenders == []
+
+
+# --- docs/library.md lists exactly what each construct exposes -------------------------------
+
+
+def _documented_api(construct: str) -> tuple[set[str], set[str]]:
+    text = (PROJECT_ROOT / "docs" / "library.md").read_text()
+    section = text.split(f"## `{construct}`", 1)[1].split("\n## ", 1)[0]
+    attributes, helpers = set(), set()
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        for name in re.findall(r"`([^`]+)`", line.split("|")[1]):
+            (helpers if "(" in name else attributes).add(name.split("(")[0])
+    return attributes, helpers
+
+
+@pytest.mark.parametrize("spec", PATTERNS, ids=[s.name for s in PATTERNS])
+def test_the_library_doc_lists_every_attribute_and_helper_of_each_construct(spec, synth):
+    from cdktf import App, TerraformStack
+    from cdktf_cdktf_provider_aws.provider import AwsProvider
+    from constructs import Construct
+
+    from scaling_patterns.core.pattern import Pattern
+
+    cls = spec.load("construct")
+    stack = TerraformStack(App(outdir="/nonexistent"), "api")
+    AwsProvider(stack, "aws", region="us-east-1")
+    instance = cls(stack, "api")
+    shared = set(dir(Pattern)) | {"settings", "pattern_context"}
+    attributes = {k for k in vars(instance) if not k.startswith("_")} - shared
+    attributes |= {k for k, v in vars(cls).items() if isinstance(v, property) and not k.startswith("_")}
+    helpers = {k for k, v in vars(cls).items() if callable(v) and not k.startswith("_")} - shared - set(dir(Construct))
+    documented_attributes, documented_helpers = _documented_api(cls.__name__)
+    assert documented_attributes == attributes, "docs/library.md attributes differ from the construct"
+    assert documented_helpers == helpers, "docs/library.md helpers differ from the construct"
+
+
+def test_the_readme_example_synthesizes_and_validates(synth, tmp_path, capsys):
+    from tooling.terraform import validate_stacks
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    code = readme.split("## Use a pattern in your own cdktf app", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    # The jsii runtime keeps the working directory it started in: give the App its folder.
+    assert code.count("App()") == 1
+    code = code.replace("App()", f"App(outdir={str(tmp_path / 'cdktf.out')!r})")
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    doc = stack(tmp_path / "cdktf.out", "platform")
+    assert any(q["name"] == "acme-orders-requests" for q in doc["resource"]["aws_sqs_queue"].values())
+    assert all(r["permissions_boundary"] == "arn:aws:iam::111122223333:policy/workload"
+               for r in doc["resource"]["aws_iam_role"].values() if r["name"].startswith("acme-orders-"))
+    assert any(p["role"] == "order-service" for p in doc["resource"]["aws_iam_role_policy"].values())
+    results = validate_stacks([tmp_path / "cdktf.out" / "stacks" / "platform"])
+    assert all(ok for ok, _ in results.values()), results

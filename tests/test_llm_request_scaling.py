@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from scaling_patterns.core.settings import SettingsError
 from app.config import load_config
+from scaling_patterns.core.settings import SettingsError
 from tests.conftest import load_function, named, ref
 
 STACK = "llm-request-scaling"

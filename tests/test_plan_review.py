@@ -36,9 +36,9 @@ def _settings_file(path: Path, section: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory):
+    from app.config import load_config
     from app.synth import StackRequest, synthesize
     from scaling_patterns.registry import PATTERNS
-    from app.config import load_config
     from tooling import deploy_local as local
     from tooling import emulator as emu
     from tooling import plan
@@ -94,7 +94,8 @@ def test_destroyed_and_replaced_resources_lead_in_bold(stack_md):
     assert re.search(r"- \*\*destroy `aws_cloudwatch_event_bus\.llm_request_scaling_event_bus_\w+`\*\* .*no longer in the configuration", lead)
     assert re.search(r"- \*\*replace `aws_cloudwatch_event_rule\.llm_request_scaling_rule_\w+`\*\* .*because `event_bus_name` changes", lead)
     assert re.search(r"- \*\*replace `aws_cloudwatch_event_target\.llm_request_scaling_target_\w+`\*\*", lead)
-    assert re.search(r"- \*\*replace `aws_lambda_permission\.llm_request_scaling_allow_eventbridge_\w+`\*\* .*because `source_arn` changes", lead)
+    # The permission's statement id names the bus, so the new one is created before the old goes.
+    assert re.search(r"- \*\*replace `aws_lambda_permission\.llm_request_scaling_allow_eventbridge_\w+`\*\* .*because `source_arn`, `statement_id` change", lead)
     assert "aws_lambda_function." not in lead  # updated in place: not in the warning
 
 
@@ -111,7 +112,7 @@ def test_table_shows_each_changed_attribute_old_to_new(stack_md):
     assert '`environment.0.variables.MAX_CAPACITY`: `"4"` -> `"8"`' in scaler
     assert '`environment.0.variables.EVENT_BUS_NAME`: `"inference"` -> (none)' in scaler  # MatchedEvents of a default-bus rule
     target = row(stack_md, "aws_cloudwatch_event_target.")
-    assert "| **replace (destroy, then create)** |" in target
+    assert "| **replace (create, then destroy)** |" in target  # no event dropped while the rule moves
     assert '`event_bus_name`: `"inference"` -> `"default"` **(forces replacement)**' in target
     assert "`retry_policy.0.maximum_retry_attempts`: `2` -> `5`" in target
     permission = row(stack_md, "aws_lambda_permission.")

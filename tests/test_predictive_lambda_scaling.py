@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from app.config import ProjectSettings
-from scaling_patterns.core.settings import SettingsError
 from app.config import load_config
+from scaling_patterns.core.settings import SettingsError
 from tests.conftest import load_function
 
 STACK = "predictive-lambda-scaling"
@@ -293,7 +292,7 @@ def test_inference_function_scores_vectors_and_rejects_bad_input():
 # --- documentation --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("document", ["README.md", f"docs/patterns/{STACK}.md"])
+@pytest.mark.parametrize("document", [f"docs/patterns/{STACK}.md"])
 def test_documented_example_profile_produces_the_documented_schedule(document):
     import tomllib
     from pathlib import Path

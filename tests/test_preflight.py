@@ -294,8 +294,8 @@ def test_family_without_a_known_quota_is_a_warning():
                                "quota known for its family; not checked"]
 
 
-def test_readme_example_is_what_the_preflight_prints_for_a_new_account():
-    readme = (ROOT / "README.md").read_text()
+def test_documented_example_is_what_the_preflight_prints_for_a_new_account():
+    readme = (ROOT / "docs" / "deploy.md").read_text()
     block = readme.split("$ make preflight\n", 1)[1].split("```", 1)[0]
     shown = [line[2:] for line in block.splitlines() if line.startswith("  ")]
     new_account = enough(lambda_account=LambdaAccount(10, 10), ec2_quotas={STANDARD[0]: Quota(*STANDARD, 5.0, 0.0)})

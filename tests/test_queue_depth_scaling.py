@@ -11,11 +11,9 @@ import subprocess
 
 import pytest
 
-from tests.conftest import named, ref
-
-from scaling_patterns.core.settings import SettingsError
 from app.config import load_config
-from tests.conftest import ROOT
+from scaling_patterns.core.settings import SettingsError
+from tests.conftest import ROOT, named, ref
 
 STACK = "queue-depth-scaling"
 AL2023 = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"

@@ -26,7 +26,6 @@ from tooling.rollout.check import (
 )
 from tooling.rollout.space import Change, settings_space
 
-
 # --- the settings space ----------------------------------------------------------------------
 
 

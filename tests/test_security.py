@@ -59,7 +59,7 @@ def test_gate_passes_on_the_synthesized_stacks_with_the_repository_skip_list(syn
 
 
 def test_autoscaling_groups_are_tagged_like_their_stack(synth):
-    """CKV_AWS_153, fixed in modules/core/fleet.py: default_tags never reach a group."""
+    """CKV_AWS_153, fixed in modules/scaling_patterns/core/fleet.py: default_tags never reach a group."""
     if "queue-depth-scaling" not in synth.names():
         pytest.skip("SYNTH_ONLY left out queue-depth-scaling")
     group = synth.stack("queue-depth-scaling").one("aws_autoscaling_group")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scaling_patterns.core.settings import SettingsError
 from app.config import load_config
+from scaling_patterns.core.settings import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 

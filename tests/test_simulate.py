@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from scaling_patterns.registry import PATTERNS
 from app.config import load_config
-from tooling.simulate import __main__ as cli
+from scaling_patterns.registry import PATTERNS
+from scaling_patterns.simulation.models import Minute, QueueWorkload, Step, TargetTracking, simulate
 from scaling_patterns.simulation.scenario import SimulationError, scenario_for
+from scaling_patterns.simulation.traces import Trace, TraceError, parse_trace, read_trace
+from tooling.simulate import __main__ as cli
 from tooling.simulate.base import settings_at_ref
 from tooling.simulate.make_traces import generate
-from scaling_patterns.simulation.models import Minute, QueueWorkload, Step, TargetTracking, simulate
 from tooling.simulate.report import Options, diff_report, queue_waits, run_stack, simulate_stacks, stack_markdown
-from scaling_patterns.simulation.traces import Trace, TraceError, parse_trace, read_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2024, 5, 6, 0, 0, tzinfo=timezone.utc)  # a Monday

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.synth import StackRequest, synthesize
 from app.config import ProjectSettings
+from app.synth import StackRequest, synthesize
 from scaling_patterns.registry import PATTERNS
 
 

@@ -8,7 +8,7 @@ runtime does most of the work, so measuring Python alone would flatter us):
 
 - ``floor``: import every construct module (and so the same provider bindings), synthesize nothing;
 - ``eager`` (reference): a plain ``import cdktf_cdktf_provider_aws``, which runs the package
-  ``__init__`` and so imports all 2,135 resource modules (what modules/core/bindings.py avoids);
+  ``__init__`` and so imports all 2,135 resource modules (what app/bindings.py avoids);
 - ``synth xN``: N copies of each registered stack in one App, synthesized into a temp folder.
 
 Reported: wall time, peak memory, the ratio to the floor, and time per stack beyond the floor.

@@ -48,12 +48,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from scaling_patterns.core.settings import read_toml
 from app.config import PROJECT_ROOT, SETTINGS_ENV, settings_path
+from scaling_patterns.core.settings import read_toml
 from scaling_patterns.registry import PATTERNS
+from scaling_patterns.verify import Check, CheckContext, leftovers, run_checks
 from tooling import emulator as emu
 from tooling import recovery
-from scaling_patterns.verify import Check, CheckContext, leftovers, run_checks
 from tooling.terraform import Run, cli_config_env, find_provider_mirror, terraform
 
 STATE_BUCKET = "scaling-patterns-local-state"

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -203,8 +202,7 @@ def note_emulator_gaps(results: list[StackPlan], out: Path) -> bool:
 
 def plan_on_aws(out: Path, settings: Path | None, stacks: list[str] | None, jobs: int = 2) -> tuple[list[StackPlan], str]:
     """Plan every stack against real AWS, state from the settings' backend, credentials from the environment."""
-    from app.config import S3Backend
-    from app.config import load_config
+    from app.config import S3Backend, load_config
 
     settings = (settings or settings_path()).resolve()
     config = load_config(settings)

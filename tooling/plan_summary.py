@@ -531,7 +531,7 @@ def _code(text: str) -> str:
 
 def _attribute_cell(change: ResourceChange) -> str:
     if change.actions == ("create",):
-        return "new" + (f" (imported)" if change.importing else "")
+        return "new" + (" (imported)" if change.importing else "")
     if change.actions == ("delete",):
         return "removed" + (f": {REASON_WORDS.get(change.reason or '', change.reason or '')}" if change.reason else "")
     parts = []
@@ -604,7 +604,7 @@ def render_stack(summary: StackSummary, heading: str = "##") -> str:
         lines.append("Outputs: " + "; ".join(f"{_code(n)}: {_shown(b)} -> {_shown(a)}" for n, b, a in summary.outputs))
         lines.append("")
     if summary.drift:
-        lines.append(f"Changed outside Terraform since the last apply (drift, refreshed into this plan): "
+        lines.append("Changed outside Terraform since the last apply (drift, refreshed into this plan): "
                      + ", ".join(_code(d) for d in summary.drift))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

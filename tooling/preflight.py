@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from app.config import ProjectSettings
+from app.config import SETTINGS_ENV, ProjectConfig, ProjectSettings, load_config, settings_path
 from scaling_patterns.core.settings import SettingsError
-from app.config import SETTINGS_ENV, ProjectConfig, load_config, settings_path
 from scaling_patterns.registry import PATTERNS
 
 # ---------------------------------------------------------------------------------------

@@ -19,8 +19,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from app.config import ProjectSettings
-from app.config import PROJECT_ROOT
+from app.config import PROJECT_ROOT, ProjectSettings
 from scaling_patterns.registry import PATTERNS
 
 DOC = PROJECT_ROOT / "docs" / "settings.md"

@@ -19,8 +19,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaling_patterns.core.versions import AWS_PROVIDER_VERSION
 from app.config import PROJECT_ROOT
+from scaling_patterns.core.versions import AWS_PROVIDER_VERSION
 
 MIRROR_ENV = "TF_PROVIDER_MIRROR"
 GENERATED_CLI_CONFIG = PROJECT_ROOT / ".terraform" / "cli-config.tfrc"

@@ -28,23 +28,28 @@ from typing import Any
 
 __version__ = "0.4.0"
 
-#: Public name -> "module:attribute".
+#: Public name -> module. Each pattern's construct and settings class come from its spec in
+#: the registry (a new pattern is exported without a line here).
 _EXPORTS = {
-    "EventbridgeToScalingController": "scaling_patterns.patterns.llm_request_scaling.construct",
-    "LlmRequestScalingSettings": "scaling_patterns.patterns.llm_request_scaling.settings",
-    "SqsToAutoScalingWorkers": "scaling_patterns.patterns.queue_depth_scaling.construct",
-    "QueueDepthScalingSettings": "scaling_patterns.patterns.queue_depth_scaling.settings",
-    "AlbToAutoScalingFleet": "scaling_patterns.patterns.inference_load_balancing.construct",
-    "InferenceLoadBalancingSettings": "scaling_patterns.patterns.inference_load_balancing.settings",
-    "LambdaWithPredictiveConcurrency": "scaling_patterns.patterns.predictive_lambda_scaling.construct",
-    "PredictiveLambdaScalingSettings": "scaling_patterns.patterns.predictive_lambda_scaling.settings",
-    "SqsToSagemakerEndpoint": "scaling_patterns.patterns.queue_to_sagemaker.construct",
-    "QueueToSageMakerSettings": "scaling_patterns.patterns.queue_to_sagemaker.settings",
     "Pattern": "scaling_patterns.core.pattern",
     "IamSettings": "scaling_patterns.core.settings",
     "SettingsError": "scaling_patterns.core.settings",
     "PATTERNS": "scaling_patterns.registry",
 }
+
+
+def _pattern_exports() -> dict[str, str]:
+    from scaling_patterns.registry import PATTERNS
+
+    exports = {}
+    for spec in PATTERNS:
+        for ref in (spec.construct, spec.settings):
+            module, _, name = ref.partition(":")
+            exports[name] = module
+    return exports
+
+
+_EXPORTS.update(_pattern_exports())
 
 __all__ = sorted(_EXPORTS)
 

@@ -36,7 +36,6 @@ import copy
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,8 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from app.config import ProjectSettings
-from app.config import PROJECT_ROOT
+from app.config import PROJECT_ROOT, ProjectSettings
 from scaling_patterns.registry import PATTERNS
 from tooling.rollout import planned_state
 from tooling.rollout.space import Baseline, Change, Space, Unchangeable, settings_space

@@ -14,7 +14,7 @@ Values come from the field's type:
 - numbers: a step inside ``ge``/``gt``/``le``/``lt`` (+1, -1, x2, /2, the bounds), or for
   ``LogRetentionDays`` the next allowed period;
 - strings: the ``examples`` of the field (``Field(examples=...)``) or of its type (the
-  ``_regex`` rules in modules/core/settings.py carry examples);
+  ``_regex`` rules in modules/scaling_patterns/core/settings.py carry examples);
 - lists and tables: one more element / key from the examples (or a generated tag);
 - unset (``None``) values: the first example.
 
@@ -34,8 +34,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from scaling_patterns.core.settings import LOG_RETENTION_DAYS, Settings
 from app.config import ProjectSettings
+from scaling_patterns.core.settings import LOG_RETENTION_DAYS, Settings
 
 #: Settings that tooling sets, not users: never varied.
 SKIPPED = {("project", "emulator")}

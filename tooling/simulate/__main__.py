@@ -21,14 +21,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from scaling_patterns.core.settings import SettingsError
 from app.config import PROJECT_ROOT, load_config, settings_path
+from scaling_patterns.core.settings import SettingsError
 from scaling_patterns.registry import PATTERNS
 from scaling_patterns.simulation.scenario import SimulationError
+from scaling_patterns.simulation.traces import Trace, TraceError, read_trace
 from tooling.simulate.base import settings_at_ref
 from tooling.simulate.make_traces import EXAMPLE_SCALE
 from tooling.simulate.report import Options, diff_report, simulate_stacks, stack_markdown, summary_markdown, traces_markdown
-from scaling_patterns.simulation.traces import Trace, TraceError, read_trace
 
 TRACES_DIR = PROJECT_ROOT / "traces"
 OUT_DIR = PROJECT_ROOT / "simulation"

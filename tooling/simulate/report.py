@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from scaling_patterns.core.settings import Settings
-from scaling_patterns.simulation.scenario import Scenario, scenario_for
 from scaling_patterns.simulation.models import EPSILON, Timeline
+from scaling_patterns.simulation.scenario import Scenario, scenario_for
 from scaling_patterns.simulation.traces import Trace, format_timestamp
 
 

@@ -43,8 +43,6 @@ from cdktf_cdktf_provider_aws.appautoscaling_scheduled_action import (
 from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
 from constructs import Construct
 
-from scaling_patterns.core.naming import address
-
 
 class ScalableTarget(Construct):
     def __init__(
@@ -76,9 +74,10 @@ class ScalableTarget(Construct):
             depends_on=list(depends_on) or None,
             lifecycle=lifecycle,
         )
-        #: Policies and scheduled actions go with a replaced target (AWS deletes them with it). The
-        #: target's id is unknown only when it is replaced, so an in-place update triggers nothing.
-        self._follow = TerraformResourceLifecycle(replace_triggered_by=[f"{address(self.target)}.id"]) if replace_when else None
+        #: Policies and scheduled actions go with a replaced target (AWS deletes them with it): the
+        #: same triggers, so an in-place update of the target (its minimum, say) replaces nothing.
+        #: (A target replaced for its resource_id takes them along anyway: theirs changes too.)
+        self._follow = TerraformResourceLifecycle(replace_triggered_by=list(replace_when)) if replace_when else None
         self._last: ITerraformDependable = self.target
         self.policies: list[AppautoscalingPolicy] = []
         self.scheduled_actions: list[AppautoscalingScheduledAction] = []

@@ -51,9 +51,9 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from constructs import Construct
 
+from scaling_patterns.core.context import context_of
 from scaling_patterns.core.fleet_settings import FleetSettings
 from scaling_patterns.core.iam import Statement, policy_document
-from scaling_patterns.core.context import context_of
 from scaling_patterns.core.roles import service_role
 
 #: Auto Scaling group metrics published (free, 1-minute) for dashboards and scaling math.

@@ -32,11 +32,11 @@ from cdktf_cdktf_provider_aws.lambda_function import (
 )
 from constructs import Construct
 
-from scaling_patterns.core.versions import LAMBDA_PYTHON_RUNTIME
+from scaling_patterns.core.functions import FUNCTIONS_DIR  # noqa: E402 - re-exported for the constructs
 from scaling_patterns.core.iam import Statement, grant_write_logs, grant_write_traces, policy_document
 from scaling_patterns.core.roles import service_role
+from scaling_patterns.core.versions import LAMBDA_PYTHON_RUNTIME
 
-from scaling_patterns.core.functions import FUNCTIONS_DIR  # noqa: E402 - re-exported for the constructs
 RUNTIME = LAMBDA_PYTHON_RUNTIME
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "test_*", ".*")
 _staging_root: Path | None = None

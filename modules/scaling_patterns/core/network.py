@@ -7,7 +7,7 @@ own, with no NAT gateway and no interface endpoints, so it costs nothing while i
   instances get a public IPv4 address and reach AWS APIs (SQS, Auto Scaling) and the
   Amazon Linux package repositories over HTTPS through it;
 - instances have no inbound access from the internet: their security groups (see
-  :mod:`modules.core.fleet`) admit only what a pattern opens (e.g. the load balancer);
+  :mod:`scaling_patterns.core.fleet`) admit only what a pattern opens (e.g. the load balancer);
 - the VPC's default security group is emptied, so nothing lands in an open group by accident.
 
 Zones default to ``<region>a`` and ``<region>b`` rather than a data-source lookup, so a
@@ -28,8 +28,8 @@ from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
 from constructs import Construct
 
-from scaling_patterns.core.fleet_settings import NetworkSettings
 from scaling_patterns.core.context import context_of
+from scaling_patterns.core.fleet_settings import NetworkSettings
 
 
 def subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:

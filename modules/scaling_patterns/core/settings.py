@@ -14,7 +14,7 @@ import functools
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -167,6 +167,20 @@ SqsQueueArn = arn_type("sqs", "arn:aws:sqs:us-east-1:123456789012:requests", r"[
 
 SnsTopicArn = arn_type("sns", "arn:aws:sns:us-east-1:123456789012:alerts", r"[A-Za-z0-9_-]{1,256}(\.fifo)?",
                        ("arn:aws:sns:us-east-1:123456789012:alerts", "arn:aws:sns:us-east-1:123456789012:platform-alerts"))
+
+TargetGroupArn = arn_type("elasticloadbalancing", "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/inference/0123456789abcdef",
+                          r"targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}",
+                          ("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/inference/0123456789abcdef",
+                           "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/inference-v2/fedcba9876543210"))
+
+ApplicationLoadBalancerArn = arn_type(
+    "elasticloadbalancing", "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/inference/0123456789abcdef",
+    r"loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}",
+    ("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/inference/0123456789abcdef",
+     "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/platform/fedcba9876543210"))
+
+SecurityGroupId = Annotated[str, _regex(r"sg-[0-9a-f]{8}([0-9a-f]{9})?", "must be a security group ID such as sg-0123456789abcdef0",
+                                        "sg-0123456789abcdef0", "sg-0fedcba9876543210")]
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ ELB health checks), whose security group admits only the ALB on ``target_port``;
 tracking on ``ALBRequestCountPerTarget`` keeps requests per instance near the setting.
 
 Day two: the target group cannot change its port, protocol or VPC in place. Its name carries
-a hash of exactly those (modules/core/naming.py) and it is replaced create-before-destroy:
+a hash of exactly those (modules/scaling_patterns/core/naming.py) and it is replaced create-before-destroy:
 the new group is created, the listener, the Auto Scaling group and the scaling policy move
 to it, then the old one is deleted (AWS refuses to delete a target group a listener still
 uses). A launch template change (instance type, image, user data) rolls through the fleet by
@@ -19,7 +19,7 @@ instance refresh, new instances first (fleet.instance_refresh).
 
 from __future__ import annotations
 
-from cdktf import TerraformResourceLifecycle
+from cdktf import Fn, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.autoscaling_policy import (
     AutoscalingPolicy,
     AutoscalingPolicyTargetTrackingConfiguration,
@@ -59,9 +59,9 @@ from constructs import Construct
 from scaling_patterns.core.fleet import Fleet
 from scaling_patterns.core.iam import Statement, policy_document
 from scaling_patterns.core.naming import HASH_DIGITS, versioned
-from scaling_patterns.core.settings import is_token
 from scaling_patterns.core.network import Network
 from scaling_patterns.core.pattern import Pattern
+from scaling_patterns.core.settings import is_token
 from scaling_patterns.patterns.inference_load_balancing.settings import InferenceLoadBalancingSettings
 
 ACCESS_LOG_PREFIX = "alb"
@@ -109,8 +109,9 @@ class AlbToAutoScalingFleet(Pattern):
     """Application Load Balancer -> target group -> inference Auto Scaling group.
 
     Attributes: ``load_balancer``, ``http_listener`` / ``https_listener``, ``target_group``,
-    ``network``, ``fleet`` (the :class:`Fleet`), ``scaling_policy``, ``url``. Helper:
-    :meth:`metric_requests_per_target`.
+    ``alb_security_group``, ``access_log_bucket`` (each None with ``existing_target_group``),
+    ``target_group_arn`` / ``target_group_arn_suffix`` (created or given), ``network``, ``fleet``
+    (the :class:`Fleet`), ``scaling_policy``, ``url``. Helper: :meth:`metric_requests_per_target`.
     """
 
     settings_class = InferenceLoadBalancingSettings
@@ -125,8 +126,66 @@ class AlbToAutoScalingFleet(Pattern):
                              f"(given {s.certificate_arn})")
 
         self.network = Network(self, "network", s.network)
-        listener_ports = [80, 443] if s.certificate_arn else [80]
+        existing = s.existing_target_group
+        self.alb_security_group: SecurityGroup | None = None
+        self.target_group: LbTargetGroup | None = None
+        self.load_balancer: Lb | None = None
+        self.http_listener: LbListener | None = None
+        self.https_listener: LbListener | None = None
+        self.access_log_bucket: S3Bucket | None = None
+        if existing is None:
+            self._load_balancer(s)
+            self.target_group_arn: str = self.target_group.arn
+            load_balancer_suffix, target_group_suffix = self.load_balancer.arn_suffix, self.target_group.arn_suffix
+            source_security_group = self.alb_security_group.id
+        else:
+            self.target_group_arn = existing.arn
+            load_balancer_suffix = arn_suffix(existing.load_balancer_arn, "loadbalancer/")
+            target_group_suffix = arn_suffix(existing.arn)
+            source_security_group = existing.load_balancer_security_group_id
+        self.target_group_arn_suffix: str = target_group_suffix
 
+        self.fleet = Fleet(
+            self, "fleet",
+            name=name("fleet"),
+            settings=s.fleet,
+            vpc_id=self.network.vpc_id,
+            subnet_ids=self.network.subnet_ids,
+            user_data=s.user_data or placeholder_user_data(s.target_port),
+            description="inference fleet",
+            target_group_arns=[self.target_group_arn],
+            health_check_type="ELB",
+            health_check_grace_period_seconds=s.fleet.health_check_grace_period_seconds,
+        )
+        VpcSecurityGroupIngressRule(
+            self, "fleet_ingress_from_alb", security_group_id=self.fleet.security_group.id, ip_protocol="tcp",
+            from_port=s.target_port, to_port=s.target_port, referenced_security_group_id=source_security_group,
+            description="Requests and health checks from the load balancer")
+        if self.alb_security_group is not None:
+            VpcSecurityGroupEgressRule(
+                self, "alb_egress_to_fleet", security_group_id=self.alb_security_group.id, ip_protocol="tcp",
+                from_port=s.target_port, to_port=s.target_port, referenced_security_group_id=self.fleet.security_group.id,
+                description="Requests and health checks to the fleet")
+
+        listeners = [listener for listener in (self.http_listener, self.https_listener) if listener is not None]
+        self.scaling_policy = AutoscalingPolicy(
+            self, "requests_per_target",
+            name=name("requests-per-target"),
+            autoscaling_group_name=self.fleet.group_name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration=AutoscalingPolicyTargetTrackingConfiguration(
+                target_value=s.requests_per_target_per_minute,
+                predefined_metric_specification=AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification(
+                    predefined_metric_type="ALBRequestCountPerTarget",
+                    resource_label=f"{load_balancer_suffix}/{target_group_suffix}")),
+            # The metric exists only once the target group serves this load balancer.
+            depends_on=listeners or None,
+        )
+
+    def _load_balancer(self, s: InferenceLoadBalancingSettings) -> None:
+        """The load balancer, its security group, target group and listeners (unless existing_target_group)."""
+        name = self.resource_name
+        listener_ports = [80, 443] if s.certificate_arn else [80]
         self.alb_security_group = SecurityGroup(
             self, "alb_security_group", name=name("alb"), vpc_id=self.network.vpc_id,
             description="Inference load balancer: listeners from ingress_cidrs, out to the fleet only",
@@ -156,27 +215,6 @@ class AlbToAutoScalingFleet(Pattern):
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
 
-        self.fleet = Fleet(
-            self, "fleet",
-            name=name("fleet"),
-            settings=s.fleet,
-            vpc_id=self.network.vpc_id,
-            subnet_ids=self.network.subnet_ids,
-            user_data=s.user_data or placeholder_user_data(s.target_port),
-            description="inference fleet",
-            target_group_arns=[self.target_group.arn],
-            health_check_type="ELB",
-            health_check_grace_period_seconds=s.fleet.health_check_grace_period_seconds,
-        )
-        VpcSecurityGroupIngressRule(
-            self, "fleet_ingress_from_alb", security_group_id=self.fleet.security_group.id, ip_protocol="tcp",
-            from_port=s.target_port, to_port=s.target_port, referenced_security_group_id=self.alb_security_group.id,
-            description="Requests and health checks from the load balancer")
-        VpcSecurityGroupEgressRule(
-            self, "alb_egress_to_fleet", security_group_id=self.alb_security_group.id, ip_protocol="tcp",
-            from_port=s.target_port, to_port=s.target_port, referenced_security_group_id=self.fleet.security_group.id,
-            description="Requests and health checks to the fleet")
-
         self.access_log_bucket = self._access_log_bucket(s) if s.access_logs else None
         self.load_balancer = Lb(
             self, "load_balancer",
@@ -203,24 +241,9 @@ class AlbToAutoScalingFleet(Pattern):
                 default_action=[LbListenerDefaultAction(type="redirect", redirect=LbListenerDefaultActionRedirect(
                     protocol="HTTPS", port="443", status_code="HTTP_301"))])
         else:
-            self.https_listener = None
             self.http_listener = LbListener(
                 self, "http_listener", load_balancer_arn=self.load_balancer.arn, port=80, protocol="HTTP",
                 default_action=[forward])
-
-        self.scaling_policy = AutoscalingPolicy(
-            self, "requests_per_target",
-            name=name("requests-per-target"),
-            autoscaling_group_name=self.fleet.group_name,
-            policy_type="TargetTrackingScaling",
-            target_tracking_configuration=AutoscalingPolicyTargetTrackingConfiguration(
-                target_value=s.requests_per_target_per_minute,
-                predefined_metric_specification=AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification(
-                    predefined_metric_type="ALBRequestCountPerTarget",
-                    resource_label=f"{self.load_balancer.arn_suffix}/{self.target_group.arn_suffix}")),
-            # The metric exists only once the target group serves this load balancer.
-            depends_on=[self.http_listener, *([self.https_listener] if self.https_listener else [])],
-        )
 
     def _access_log_bucket(self, s: InferenceLoadBalancingSettings) -> S3Bucket:
         bucket = S3Bucket(self, "access_logs", bucket_prefix=f"{self.resource_name('alb-logs', max_length=36)}-", force_destroy=False)
@@ -257,20 +280,33 @@ class AlbToAutoScalingFleet(Pattern):
     # --- what a composing app needs ---------------------------------------------------------
 
     @property
-    def url(self) -> str:
+    def url(self) -> str | None:
+        """Where clients send requests; None with ``existing_target_group`` (your load balancer's)."""
+        if self.load_balancer is None:
+            return None
         scheme = "https" if self.settings.certificate_arn else "http"
         return f"{scheme}://{self.load_balancer.dns_name}"
 
     def metric_requests_per_target(self) -> dict[str, object]:
         """``ALBRequestCountPerTarget`` of the fleet's target group: what the group tracks."""
         return {"namespace": "AWS/ApplicationELB", "metric_name": "RequestCountPerTarget",
-                "dimensions": {"TargetGroup": self.target_group.arn_suffix}, "statistic": "Sum", "period": 60}
+                "dimensions": {"TargetGroup": self.target_group_arn_suffix}, "statistic": "Sum", "period": 60}
 
     def outputs(self) -> dict[str, tuple[object, str]]:
-        return {
-            "load_balancer_dns_name": (self.load_balancer.dns_name, "DNS name of the load balancer (the reference's export)"),
-            "load_balancer_url": (self.url, "Where clients send inference requests"),
-            "target_group_arn": (self.target_group.arn, "Target group of the inference fleet"),
-            "autoscaling_group_name": (self.fleet.group_name, "Inference fleet Auto Scaling group"),
-        }
+        outputs: dict[str, tuple[object, str]] = {}
+        if self.load_balancer is not None:
+            outputs["load_balancer_dns_name"] = (self.load_balancer.dns_name, "DNS name of the load balancer (the reference's export)")
+            outputs["load_balancer_url"] = (self.url, "Where clients send inference requests")
+        outputs["target_group_arn"] = (self.target_group_arn, "Target group of the inference fleet")
+        outputs["autoscaling_group_name"] = (self.fleet.group_name, "Inference fleet Auto Scaling group")
+        return outputs
 
+
+def arn_suffix(arn: str, strip: str = "") -> str:
+    """What CloudWatch calls an ELB resource: the ARN's resource part (``targetgroup/name/id``,
+    ``app/name/id`` once ``loadbalancer/`` is stripped), in Python, or in Terraform for a token."""
+    if is_token(arn):
+        resource = Fn.element(Fn.split(":", arn), 5)
+        return Fn.trimprefix(resource, strip) if strip else resource
+    resource = arn.split(":", 5)[5]
+    return resource[len(strip):] if strip and resource.startswith(strip) else resource

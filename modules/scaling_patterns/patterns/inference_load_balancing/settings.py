@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from scaling_patterns.core.fleet_settings import FleetSettings, NetworkSettings
-from scaling_patterns.core.settings import Ipv4Cidr, Settings, arn_type, is_token
+from scaling_patterns.core.settings import (
+    ApplicationLoadBalancerArn,
+    Ipv4Cidr,
+    SecurityGroupId,
+    Settings,
+    TargetGroupArn,
+    arn_type,
+    is_token,
+)
 
 AcmCertificateArn = arn_type("acm", "arn:aws:acm:us-east-1:123456789012:certificate/0123abcd-...", r"certificate/[0-9a-f-]{36}",
                              ("arn:aws:acm:us-east-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef",
@@ -41,6 +49,24 @@ class HealthCheck(Settings):
         return self
 
 
+class ExistingTargetGroup(Settings):
+    """A target group of a load balancer you already run: the fleet registers in it and scales on its requests.
+
+    No load balancer, listener or target group is created; the load balancer stays yours (or
+    another stack's), including its listeners, certificates and health check.
+    """
+
+    arn: TargetGroupArn = Field(description="The target group (instance targets, HTTP on `target_port`); an ARN, or a token such as `target_group.arn`.")
+    load_balancer_arn: ApplicationLoadBalancerArn = Field(description="The Application Load Balancer that forwards to it (for the request-count metric); an ARN or a token.")
+    load_balancer_security_group_id: SecurityGroupId = Field(description="Security group of that load balancer: the only source the fleet admits on `target_port`.")
+
+
+#: Settings of the load balancer this stack creates; they cannot be set with `existing_target_group`.
+LOAD_BALANCER_ONLY = ("internal", "ingress_cidrs", "idle_timeout_seconds", "deletion_protection", "access_logs",
+                      "access_log_retention_days", "certificate_arn", "ssl_policy", "health_check",
+                      "deregistration_delay_seconds", "load_balancing_algorithm")
+
+
 class InferenceFleetSettings(FleetSettings):
     """The inference Auto Scaling group (at least one instance: request-count tracking cannot start from zero)."""
 
@@ -70,9 +96,20 @@ class InferenceLoadBalancingSettings(Settings):
                                   description="Boot script starting your inference server on `target_port`; unset = a placeholder HTTP server answering 200.")
     network: NetworkSettings = Field(default_factory=NetworkSettings, description="VPC and subnets of the load balancer and the fleet.")
     fleet: InferenceFleetSettings = Field(default_factory=InferenceFleetSettings, description="Inference instances and group size.")
+    existing_target_group: ExistingTargetGroup | None = Field(
+        None, description="Register the fleet in a target group of a load balancer you already run instead of creating a load balancer (needs `network.vpc_id`, the target group's VPC; the load balancer settings above do not apply).")
 
     @model_validator(mode="after")
     def _checks(self) -> "InferenceLoadBalancingSettings":
         if self.certificate_arn is not None and not is_token(self.certificate_arn) and self.certificate_arn.split(":")[3] == "":
             raise ValueError(f"certificate_arn must name its region (given {self.certificate_arn!r})")
+        if self.existing_target_group is not None:
+            given = [name for name in LOAD_BALANCER_ONLY if name in self.model_fields_set]
+            if given:
+                values = ", ".join(f"{name}={getattr(self, name)!r}" for name in given)
+                raise ValueError(f"{', '.join(given)} configure the load balancer this stack creates; with existing_target_group "
+                                 f"there is none: remove them or existing_target_group (given {values})")
+            if self.network.creates_vpc:
+                raise ValueError("existing_target_group needs network.vpc_id and network.subnet_ids of the target group's VPC "
+                                 "(given no network.subnet_ids: the stack would create a VPC the target group is not in)")
         return self

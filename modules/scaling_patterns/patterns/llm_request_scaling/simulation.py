@@ -8,11 +8,9 @@ from types import ModuleType
 from typing import Mapping
 
 from scaling_patterns.core.functions import load_handler
-
 from scaling_patterns.patterns.llm_request_scaling.settings import LlmRequestScalingSettings, SageMakerVariantTarget
-from scaling_patterns.simulation.models import Minute, Policy, QueueWorkload, ceil, clamp, minutes
+from scaling_patterns.simulation.models import Minute, Policy, QueueWorkload, clamp
 from scaling_patterns.simulation.scenario import Assumption, Scenario, resolve
-
 
 #: Any fixed instant: the controller compares datetimes, the simulation counts minutes.
 EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)

@@ -39,7 +39,7 @@ from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
 from scaling_patterns.core.app_autoscaling import ScalableTarget
-from scaling_patterns.core.iam import ANY_RESOURCE, Statement, partition_of, policy_document
+from scaling_patterns.core.iam import ANY_RESOURCE, Statement, policy_document
 from scaling_patterns.core.lambda_function import PythonFunction
 from scaling_patterns.core.pattern import Pattern
 from scaling_patterns.patterns.predictive_lambda_scaling.settings import (

@@ -25,26 +25,36 @@ import json
 from cdktf_cdktf_provider_aws.autoscaling_policy import (
     AutoscalingPolicy,
     AutoscalingPolicyTargetTrackingConfiguration,
+)
+from cdktf_cdktf_provider_aws.autoscaling_policy import (
     AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecification as CustomizedMetric,
+)
+from cdktf_cdktf_provider_aws.autoscaling_policy import (
     AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetrics as MetricQuery,
+)
+from cdktf_cdktf_provider_aws.autoscaling_policy import (
     AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricsMetricStat as MetricStat,
+)
+from cdktf_cdktf_provider_aws.autoscaling_policy import (
     AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricsMetricStatMetric as Metric,
+)
+from cdktf_cdktf_provider_aws.autoscaling_policy import (
     AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricsMetricStatMetricDimensions as Dimension,
 )
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
     CloudwatchMetricAlarm,
     CloudwatchMetricAlarmMetricQuery,
     CloudwatchMetricAlarmMetricQueryMetric,
 )
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
 from scaling_patterns.core.fleet import Fleet
 from scaling_patterns.core.iam import Statement, grant_send_messages, policy_document
 from scaling_patterns.core.lambda_function import FUNCTIONS_DIR, PythonFunction
 from scaling_patterns.core.network import Network
-from scaling_patterns.core.queue import QueueWithDeadLetter
 from scaling_patterns.core.pattern import Pattern
+from scaling_patterns.core.queue import QueueWithDeadLetter
 from scaling_patterns.patterns.queue_depth_scaling.settings import (
     AlarmStepScaling,
     BacklogPerInstanceScaling,
@@ -123,8 +133,10 @@ class SqsToAutoScalingWorkers(Pattern):
     """SQS work queue -> EC2 worker Auto Scaling group scaled on jobs per worker; job-intake Lambda.
 
     Attributes: ``queue`` (work queue with ``dead_letter_queue``), ``intake`` (job-intake function),
-    ``network``, ``workers`` (the :class:`Fleet`: group, launch template, role), the scaling policy
-    and alarms. Helpers: :meth:`grant_submit_jobs`, :meth:`metric_backlog_per_worker`.
+    ``network``, ``workers`` (the :class:`Fleet`: group, launch template, role), ``backlog_policy``
+    (target tracking) or ``scale_out_policy`` / ``scale_in_policy`` with ``scale_out_alarm`` /
+    ``scale_in_alarm`` (alarm steps), ``wake_policy`` / ``wake_alarm`` (from zero); None where the
+    settings do not create them. Helpers: :meth:`grant_submit_jobs`, :meth:`metric_backlog_per_worker`.
     """
 
     settings_class = QueueDepthScalingSettings
@@ -134,6 +146,14 @@ class SqsToAutoScalingWorkers(Pattern):
         s: QueueDepthScalingSettings = self.settings
         name = self.resource_name
         group_name = name("workers")
+        # Which of these exist depends on scaling.type and min_size (None otherwise).
+        self.backlog_policy: AutoscalingPolicy | None = None
+        self.scale_out_policy: AutoscalingPolicy | None = None
+        self.scale_in_policy: AutoscalingPolicy | None = None
+        self.scale_out_alarm: CloudwatchMetricAlarm | None = None
+        self.scale_in_alarm: CloudwatchMetricAlarm | None = None
+        self.wake_policy: AutoscalingPolicy | None = None
+        self.wake_alarm: CloudwatchMetricAlarm | None = None
 
         self.queue = QueueWithDeadLetter(
             self, "jobs",

@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Mapping
 
 from scaling_patterns.patterns.queue_depth_scaling.settings import AlarmStepScaling, QueueDepthScalingSettings
-from scaling_patterns.simulation.models import Alarm, AlarmAction, Minute, Policy, Query, QueueWorkload, STEP_SECONDS, SimpleScaling, TargetTracking, minutes
+from scaling_patterns.simulation.models import (
+    STEP_SECONDS,
+    Alarm,
+    AlarmAction,
+    Minute,
+    Policy,
+    Query,
+    QueueWorkload,
+    SimpleScaling,
+    TargetTracking,
+    minutes,
+)
 from scaling_patterns.simulation.scenario import Assumption, Comparison, Scenario, resolve
 
 

@@ -15,7 +15,7 @@ instance count is scaled by Application Auto Scaling (target tracking on invocat
 instance) either way, unless ``autoscaling.enabled = false``.
 
 Day two: SageMaker models and endpoint configurations cannot change in place. Their names
-carry a hash of what they hold (modules/core/naming.py), and both are replaced
+carry a hash of what they hold (modules/scaling_patterns/core/naming.py), and both are replaced
 create-before-destroy: a new image, environment, instance type or count creates a new model
 and configuration under new names, the endpoint is updated to the new configuration
 (SageMaker's blue/green update: the old fleet serves until the new one is in service), then
@@ -45,6 +45,7 @@ from cdktf_cdktf_provider_aws.sagemaker_model import SagemakerModel, SagemakerMo
 from constructs import Construct
 
 from scaling_patterns.core.app_autoscaling import ScalableTarget
+from scaling_patterns.core.context import context_of
 from scaling_patterns.core.iam import (
     ANY_RESOURCE,
     Statement,
@@ -56,7 +57,6 @@ from scaling_patterns.core.iam import (
 )
 from scaling_patterns.core.lambda_function import PythonFunction
 from scaling_patterns.core.naming import HASH_DIGITS, address, lowercase, versioned
-from scaling_patterns.core.context import context_of
 from scaling_patterns.core.pattern import Pattern
 from scaling_patterns.core.queue import ExistingQueue, QueueWithDeadLetter
 from scaling_patterns.core.roles import service_role

@@ -20,7 +20,6 @@ from scaling_patterns.core.settings import (
     SqsQueueArn,
 )
 
-
 #: Default of `endpoint.image_uri`: a placeholder that synthesizes and validates but can never
 #: run; `make preflight` and a Terraform precondition stop a plan against AWS that still uses it.
 PLACEHOLDER_IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:latest"

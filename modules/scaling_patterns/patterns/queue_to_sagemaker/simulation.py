@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from scaling_patterns.patterns.queue_to_sagemaker.settings import NewEndpoint, QueueToSageMakerSettings
-from scaling_patterns.simulation.models import Policy, QueueWorkload, STEP_SECONDS, TargetTracking, minutes
+from scaling_patterns.simulation.models import STEP_SECONDS, Policy, QueueWorkload, TargetTracking, minutes
 from scaling_patterns.simulation.scenario import Assumption, Scenario, per_serving, resolve
 
 

@@ -1,1 +1,0 @@
-"""Shared helpers for every pattern (settings, naming, IAM, Lambda packaging, stacks)."""
