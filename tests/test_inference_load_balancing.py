@@ -329,3 +329,13 @@ def test_a_certificate_from_another_region_cannot_be_synthesized(tmp_path):
     settings = validate_section(STACK, spec.load_settings_class(), {"certificate_arn": CERTIFICATE.replace("us-east-1", "eu-west-1")})
     with pytest.raises(ValueError, match="certificate_arn must be in the load balancer's region us-east-1"):
         synthesize(ProjectSettings(), [StackRequest(spec, "infer-wrong-region", settings)], tmp_path / "cdktf.out")
+
+
+def test_the_documented_existing_target_group_example_is_valid():
+    import tomllib
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "patterns" / f"{STACK}.md").read_text()
+    example = doc.split("(`existing_target_group`)", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    settings = load_config(data=tomllib.loads(example)).stacks[STACK]
+    assert settings.existing_target_group.arn == TARGET_GROUP and settings.existing_target_group.load_balancer_arn == LOAD_BALANCER

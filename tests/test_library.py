@@ -154,6 +154,30 @@ def test_every_role_gets_the_permissions_boundary_and_path(library_out):
     assert all(r["permissions_boundary"] == BOUNDARY and r["path"] == "/workloads/" for r in roles.values()), roles
 
 
+def test_a_role_path_gives_role_names_of_their_own_so_a_new_path_replaces_create_before_destroy(library_out):
+    """AWS replaces a role whose path changes and keeps role names unique whatever the path."""
+    from scaling_patterns.core.naming import content_hash
+
+    path_hash = content_hash({"path": "/workloads/"})
+    byo, twice = stack(library_out, "byo")["resource"]["aws_iam_role"], stack(library_out, "twice")["resource"]["aws_iam_role"]
+    assert all(r["name"].endswith(f"-{path_hash}") for r in byo.values()), sorted(r["name"] for r in byo.values())
+    assert not any(r["name"].endswith(f"-{path_hash}") or "path" in r for r in twice.values())  # no path: names as ever
+    assert all(r["lifecycle"] == {"create_before_destroy": True} for r in [*byo.values(), *twice.values()])
+
+
+def test_a_new_role_path_gives_the_sagemaker_model_a_new_name_so_the_endpoint_rolls(synth):
+    from cdktf import App, TerraformStack
+    from cdktf_cdktf_provider_aws.provider import AwsProvider
+
+    from scaling_patterns import SqsToSagemakerEndpoint
+
+    stack_ = TerraformStack(App(outdir="/nonexistent"), "paths")
+    AwsProvider(stack_, "aws", region="us-east-1")
+    names = [SqsToSagemakerEndpoint(stack_, f"q{i}", name="same", role_path=path).model_endpoint.model.name
+             for i, path in enumerate((None, "/workloads/", "/other/"))]
+    assert len(set(names)) == 3, names
+
+
 def test_library_stacks_are_valid_terraform(library_out):
     from tooling.terraform import validate_stacks
 

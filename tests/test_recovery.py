@@ -238,7 +238,11 @@ def test_a_killed_apply_leaves_no_lock_on_the_local_backend(tmp_path):
 
 
 def _make_dry_run(*args: str) -> str:
-    run = subprocess.run(["make", "-n", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    # CI runs the suite under `make test`: a nested make inherits MAKELEVEL/MAKEFLAGS and prints
+    # "Entering/Leaving directory" lines around the dry run unless told not to.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    run = subprocess.run(["make", "--no-print-directory", "-n", *args], cwd=PROJECT_ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     return run.stdout.strip().splitlines()[-1]
 

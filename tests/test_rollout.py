@@ -159,6 +159,32 @@ def test_a_configuration_replaced_first_under_a_new_name_rolls_the_endpoint_blue
                                         "updated in place: `aws_sagemaker_endpoint`; SageMaker updates the endpoint blue/green")
 
 
+ROLES = {"resource": {
+    "aws_iam_role": {"role": {"name": "app-role", "path": "/"}},
+    "aws_lambda_function": {"fn": {"function_name": "app", "role": "${aws_iam_role.role.arn}"}},
+}}
+
+
+def test_a_create_before_destroy_replacement_under_the_same_name_is_a_collision():
+    """IAM role names are unique in the account whatever the path: a new role under the same
+    name cannot exist beside the old one, though the plan says create-then-delete."""
+    plan = {"resource_changes": [
+        _rc("aws_iam_role.role", ["create", "delete"], {"name": "app-role", "path": "/"}, {"name": "app-role", "path": "/w/"},
+            replace_paths=[["path"]]),
+        _rc("aws_lambda_function.fn", ["update"], {"role": "arn:aws:iam::1:role/app-role"}, {}, {"role": True})]}
+    outcome = _outcome("project.iam.role_path", Touch(updated={"aws_iam_role.role": {("path",)}}))
+    attribute(outcome, plan, ROLES, ["aws_iam_role.role", "aws_lambda_function.fn"])
+    assert [v for v, _ in outcome.findings] == ["name-collision"]
+    assert "name = 'app-role'" in outcome.findings[0][1]
+    renamed = {"resource_changes": [
+        _rc("aws_iam_role.role", ["create", "delete"], {"name": "app-role", "path": "/"},
+            {"name": "app-role-1a2b3c4d", "path": "/w/"}, replace_paths=[["name"], ["path"]]),
+        _rc("aws_lambda_function.fn", ["update"], {"role": "arn:aws:iam::1:role/app-role"}, {}, {"role": True})]}
+    outcome = _outcome("project.iam.role_path", Touch(updated={"aws_iam_role.role": {("path",), ("name",)}}))
+    attribute(outcome, renamed, ROLES, ["aws_iam_role.role", "aws_lambda_function.fn"])
+    assert outcome.findings == []
+
+
 def test_a_replacement_forced_by_another_setting_of_the_same_plan_is_an_update_for_this_one():
     plan = {"resource_changes": [
         _rc("aws_sagemaker_endpoint_configuration.config", ["create", "delete"], replace_paths=[["name"]]),
@@ -194,7 +220,7 @@ def test_reviewed_entries_are_validated(tmp_path):
     assert caught.value.problems == [
         "reviewed.yaml: entry 1: unknown stack 'nope' (known: " + ", ".join(sorted(s.name for s in PATTERNS)) + ")",
         "reviewed.yaml: entry 1: verdict must be one of replacement, nothing, dead, destroy-first, "
-        "consumer-unchanged, unchangeable (given 'maybe')",
+        "consumer-unchanged, name-collision, unchangeable (given 'maybe')",
         "reviewed.yaml: entry 1: reason must say why in at least 20 characters (given 'short')",
         "reviewed.yaml: entry 2: needs exactly stack, setting, verdict, reason (given {'stack': 'queue-to-sagemaker', 'setting': 'x'})",
     ]

@@ -23,6 +23,8 @@ It fails on:
   delete a target group a listener forwards to; a model an endpoint configuration names);
 - a replaced resource whose consumer does not change (the endpoint keeps serving the old
   configuration: the plan looks fine and nothing rolls out);
+- a create-before-destroy replacement under the same name (:data:`UNIQUE_NAMES`: an IAM role
+  whose path changes; AWS refuses the new one while the old one exists, which no plan shows);
 - a setting that changes no resource (dead), or changes the JSON but no planned resource;
 - a replacement-level interruption, a setting no valid value could be found for:
 unless ``rollout-reviewed.yaml`` lists it with a reason. A reviewed entry that matches
@@ -51,7 +53,24 @@ from tooling.runtime_effects import LEVELS, NONE, REPLACED, REPLACEMENT, ROLLING
 
 REVIEWED_FILE = PROJECT_ROOT / "rollout-reviewed.yaml"
 DOC = PROJECT_ROOT / "docs" / "rollout.md"
-VERDICTS = ("replacement", "nothing", "dead", "destroy-first", "consumer-unchanged", "unchangeable")
+VERDICTS = ("replacement", "nothing", "dead", "destroy-first", "consumer-unchanged", "name-collision", "unchangeable")
+
+#: What AWS keeps unique among resources of a type (within the account and region, or within
+#: the parent the other attributes name). A create-before-destroy replacement under the same
+#: values fails on AWS ("already exists"), though the emulator-free plan cannot tell.
+UNIQUE_NAMES: dict[str, tuple[str, ...]] = {
+    "aws_iam_role": ("name",), "aws_iam_instance_profile": ("name",), "aws_iam_role_policy": ("role", "name"),
+    "aws_lambda_function": ("function_name",), "aws_lambda_alias": ("function_name", "name"),
+    "aws_lambda_permission": ("function_name", "qualifier", "statement_id"),
+    "aws_sqs_queue": ("name",), "aws_sns_topic": ("name",), "aws_cloudwatch_log_group": ("name",),
+    "aws_cloudwatch_event_bus": ("name",), "aws_cloudwatch_event_rule": ("event_bus_name", "name"),
+    "aws_cloudwatch_event_target": ("event_bus_name", "rule", "target_id"),
+    "aws_cloudwatch_metric_alarm": ("alarm_name",), "aws_lb": ("name",), "aws_lb_target_group": ("name",),
+    "aws_security_group": ("vpc_id", "name"), "aws_launch_template": ("name",), "aws_autoscaling_group": ("name",),
+    "aws_autoscaling_policy": ("autoscaling_group_name", "name"), "aws_sagemaker_model": ("name",),
+    "aws_sagemaker_endpoint_configuration": ("name",), "aws_sagemaker_endpoint": ("name",), "aws_kms_alias": ("name",),
+    "aws_appautoscaling_policy": ("resource_id", "name"), "aws_appautoscaling_scheduled_action": ("resource_id", "name"),
+}
 MIN_REASON = 20
 
 #: Action words, in the order rows list them.
@@ -529,6 +548,18 @@ def _rules(outcome: Outcome, changes: dict[str, Any], resources: dict[str, Any])
             if mine is None or mine.action == "nothing":
                 outcome.findings.append(("consumer-unchanged", f"{address} is replaced but {consumer}, which uses it, "
                                                                "does not change: it keeps the old one"))
+    for address, effect in effects.items():
+        keys = UNIQUE_NAMES.get(address.split(".")[0])
+        if effect.action != "replace-cbd" or not keys or address not in changes:
+            continue
+        change = changes[address]["change"]
+        before, after, unknown = change.get("before") or {}, change.get("after") or {}, change.get("after_unknown") or {}
+        if any(unknown.get(k) for k in keys) or not any(before.get(k) for k in keys):
+            continue
+        if all(before.get(k) == after.get(k) for k in keys):
+            same = ", ".join(f"{k} = {before.get(k)!r}" for k in keys if before.get(k) is not None)
+            outcome.findings.append(("name-collision", f"{address} is replaced create-before-destroy under the same {same}: "
+                                                       "AWS refuses the new one while the old one exists"))
     if outcome.touch.empty:
         if not outcome.enabled:
             outcome.findings.append(("dead", "changes nothing in the synthesized stack"))

@@ -198,7 +198,7 @@ class IamSettings(Settings):
     """Required by many enterprise accounts on every role a workload creates."""
 
     permissions_boundary_arn: IamPolicyArn | None = Field(None, description="Managed policy set as the permissions boundary of every IAM role the stacks create; unset = none.")
-    role_path: RolePath | None = Field(None, description="Path of every IAM role the stacks create (e.g. `/workloads/`); unset = `/`.")
+    role_path: RolePath | None = Field(None, description="Path of every IAM role the stacks create (e.g. `/workloads/`); unset = `/`. With a path, role names end in a hash of it (`-<hash8>`: names are unique in the account whatever the path), so a new path replaces the roles create-before-destroy.")
 
 
 # ---------------------------------------------------------------------------------------

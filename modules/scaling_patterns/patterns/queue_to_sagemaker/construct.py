@@ -59,6 +59,7 @@ from scaling_patterns.core.lambda_function import PythonFunction
 from scaling_patterns.core.naming import HASH_DIGITS, address, lowercase, versioned
 from scaling_patterns.core.pattern import Pattern
 from scaling_patterns.core.queue import ExistingQueue, QueueWithDeadLetter
+from scaling_patterns.core.roles import role_name as execution_role_name
 from scaling_patterns.core.roles import service_role
 from scaling_patterns.core.settings import is_token
 from scaling_patterns.patterns.queue_to_sagemaker.settings import (
@@ -141,7 +142,9 @@ class SageMakerModelEndpoint(Construct):
                                f"set [{stack_name}] endpoint.image_uri to your model image in ECR"))]
         container = {"image": s.image_uri, "model_data_url": s.model_data_url, "environment": dict(s.environment)}
         # Replaced create-before-destroy under a new name whenever what it runs changes.
-        model_name = versioned(context.resource_name("model", max_length=62 - HASH_DIGITS), {**container, "execution_role": role_name})
+        # The role's own name (with role_path it carries the path's hash): a new role, a new model.
+        model_name = versioned(context.resource_name("model", max_length=62 - HASH_DIGITS),
+                               {**container, "execution_role": execution_role_name(role_name, context.role_path)})
         self.model = SagemakerModel(
             self, "model",
             name=model_name,
@@ -270,6 +273,8 @@ class SqsToSagemakerEndpoint(Pattern):
             maximum_batching_window_in_seconds=s.max_batching_window_seconds,
             function_response_types=["ReportBatchItemFailures"],
             scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=s.max_concurrency),
+            # A new queue gets its poller before the old poller goes (one mapping per queue and function).
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
 
         self.scaling: ScalableTarget | None = None
