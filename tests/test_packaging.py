@@ -42,7 +42,7 @@ def installed(tmp_path_factory) -> Path:
     """
     tmp = tmp_path_factory.mktemp("packaging")
     wheel_dir = tmp / "wheel"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
                             "-w", str(wheel_dir), str(PROJECT_ROOT)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = wheel_dir.glob("scaling_patterns-*.whl")
@@ -85,3 +85,13 @@ def test_each_example_synthesizes_and_validates_from_the_installed_package(insta
     assert stacks, f"{example.name} synthesized nothing"
     results = validate_stacks(stacks)
     assert all(ok for ok, _ in results.values()), results
+
+
+def test_no_source_file_is_ignored_by_git():
+    """A fresh clone has every module: an ignore pattern for an output folder (`simulation/`,
+    `plans/`) must not match a package of the same name (it once hid scaling_patterns/simulation)."""
+    sources = [str(path.relative_to(PROJECT_ROOT)) for folder in ("app", "modules", "functions", "tooling", "tests")
+               for path in (PROJECT_ROOT / folder).rglob("*.py") if "__pycache__" not in path.parts]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=PROJECT_ROOT, input="\n".join(sources),
+                             capture_output=True, text=True, timeout=60)
+    assert ignored.stdout.split() == [], "ignored by .gitignore: " + ignored.stdout
