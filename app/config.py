@@ -23,6 +23,7 @@ from scaling_patterns.core.settings import (
     SettingsError,
     _regex,
     read_toml,
+    tag_map,
     validate_section,
 )
 from scaling_patterns.registry import PATTERNS
@@ -30,6 +31,10 @@ from scaling_patterns.registry import PATTERNS
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "settings.toml"
 SETTINGS_ENV = "SCALING_PATTERNS_SETTINGS"
+
+#: Tags the stacks put on resources themselves (app/stack.py: Project, Stack, ManagedBy; the library:
+#: Name on EC2 and load-balancer resources); `project.tags` shares AWS's 50 tags per resource with them.
+STACK_TAG_KEYS = ("Project", "Stack", "ManagedBy", "Name")
 
 
 class LocalBackend(Settings):
@@ -56,7 +61,8 @@ class ProjectSettings(Settings):
 
     region: AwsRegion = Field("us-east-1", description="AWS region of every stack.")
     name_prefix: NamePrefix = Field("aiscale", description="Prefix of every resource name; change it per environment sharing an account.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every resource (provider `default_tags`).")
+    tags: tag_map(added=STACK_TAG_KEYS) = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="Extra tags on every resource (provider `default_tags`), e.g. `{Team = \"ml\"}`; keys and values are strings.")
     emulator: bool = Field(False, description="Leave out the resources the local emulator (moto) cannot create, as listed in docs/deploy.md; for `make deploy-local` only, never for real AWS.")
     backend: LocalBackend | S3Backend = Field(default_factory=LocalBackend, discriminator="type",
                                               description="Where Terraform keeps state: `{type = \"local\"}` or `{type = \"s3\", bucket = ...}`.")
@@ -74,13 +80,40 @@ class ProjectConfig:
 
 def settings_path() -> Path:
     """The settings file: ``$SCALING_PATTERNS_SETTINGS`` or ``settings.toml`` in the project root."""
-    return Path(os.environ.get(SETTINGS_ENV) or DEFAULT_SETTINGS_FILE).resolve()
+    return settings_source()[0]
 
 
-def load_config(path: Path | None = None, data: dict[str, Any] | None = None) -> ProjectConfig:
-    """Validate every section of ``path`` (or of ``data``, read as if from ``path``)."""
-    path = (path or settings_path()).resolve()
-    raw = read_toml(path) if data is None else data
+def settings_source(path: Path | str | None = None) -> tuple[Path, str]:
+    """The settings file to read (resolved) and its name for messages, as the user gave it:
+    ``path``, else ``$SCALING_PATTERNS_SETTINGS`` (an empty value counts as unset), else the
+    project's ``settings.toml``."""
+    if path is not None:
+        return Path(path).resolve(), str(path)
+    named = os.environ.get(SETTINGS_ENV)
+    if named:
+        return Path(named).resolve(), named
+    return DEFAULT_SETTINGS_FILE, str(DEFAULT_SETTINGS_FILE)
+
+
+def read_settings_file(path: Path | str | None = None) -> dict[str, Any]:
+    """The parsed settings file (see :func:`settings_source`). Whether named or the default, it must
+    exist: the project ships settings.toml (all defaults, with commented examples), so a missing
+    one is an error too, never a silent "all defaults"."""
+    resolved, shown = settings_source(path)
+    try:
+        return read_toml(resolved, shown)
+    except SettingsError as exc:
+        if resolved == DEFAULT_SETTINGS_FILE and not resolved.exists():
+            raise SettingsError([f"{exc.problems[0]} (the project ships one: restore it with `git checkout settings.toml`, "
+                                 f"or name a file with {SETTINGS_ENV})"]) from None
+        raise
+
+
+def load_config(path: Path | str | None = None, data: dict[str, Any] | None = None) -> ProjectConfig:
+    """Validate every section of ``path`` (or of ``data``, read as if from ``path``); ``path``
+    defaults to :func:`settings_source`. A file that cannot be read is one problem naming it."""
+    raw = read_settings_file(path) if data is None else data
+    path = settings_source(path)[0]
     known = {spec.name for spec in PATTERNS} | {"project"}
     problems: list[str] = []
     for section in raw:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 # ---------------------------------------------------------------------------------------
 # Base model and reusable field types
@@ -24,9 +25,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 
 class Settings(BaseModel):
-    """Base for all settings objects: strict types, no unknown keys, immutable."""
+    """Base for all settings objects: strict types, no unknown keys, immutable, finite numbers.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    ``strict``: a TOML float is not an integer (``3.0`` is rejected where AWS takes an integer),
+    a string is not a number. ``allow_inf_nan=False``: ``inf`` and ``nan`` are never a setting.
+    Every number also has explicit bounds in its field (tests/test_settings_ranges.py checks that
+    every numeric field has a finite lower and upper bound).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 #: How cdktf writes a value that is not known until apply (a string token, or a list token's
@@ -77,11 +84,47 @@ def _retention(value: int) -> int:
 
 
 _retention.rule = "one of the CloudWatch Logs retention periods (1, 3, 5, 7, 14, 30, 60, 90, ... 3653)"  # type: ignore[attr-defined]
+_retention.choices = LOG_RETENTION_DAYS  # type: ignore[attr-defined]  # a finite set: bounded (tests/test_settings_ranges.py)
 
 
 LogRetentionDays = Annotated[int, AfterValidator(_retention)]
 
-AwsRegion = Annotated[str, _regex(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d", "must be an AWS region such as us-east-1", "us-east-1", "eu-west-1")]
+#: The regions the pinned provider (hashicorp/aws 5.100.0) accepts as ``region``: every region of
+#: its partitions (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f), opt-in
+#: regions included. Source: each candidate region name found in the provider binary was given to
+#: ``terraform plan`` with that provider (2026-12-03); these passed, anything else fails there
+#: with "invalid AWS Region". Update this list when the provider pin moves (docs/settings.md).
+AWS_REGIONS = (
+    # aws (commercial; af-, ap-east-1/2, ap-south-2, ap-southeast-3..7, ca-west-1, eu-central-2,
+    # eu-south-1/2, il-, me-, mx- are opt-in regions)
+    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5",
+    "ap-southeast-7", "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1",
+    "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1", "me-south-1", "mx-central-1",
+    "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+    # aws-cn (China)
+    "cn-north-1", "cn-northwest-1",
+    # aws-us-gov (GovCloud)
+    "us-gov-east-1", "us-gov-west-1",
+    # aws-iso, aws-iso-b, aws-iso-e, aws-iso-f (isolated partitions)
+    "us-iso-east-1", "us-iso-west-1", "us-isob-east-1", "eu-isoe-west-1", "us-isof-east-1", "us-isof-south-1",
+)
+
+
+def _region(value: str) -> str:
+    if is_token(value) or value in AWS_REGIONS:
+        return value
+    import difflib
+
+    close = difflib.get_close_matches(value, AWS_REGIONS, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise ValueError(f"must be an AWS region the provider knows, such as us-east-1 (docs/settings.md lists them){hint}")
+
+
+_region.rule = "an AWS region of the pinned provider (list below), e.g. us-east-1"  # type: ignore[attr-defined]
+_region.examples = ("us-east-1", "eu-west-1")  # type: ignore[attr-defined]
+
+AwsRegion = Annotated[str, AfterValidator(_region)]
 
 NamePrefix = Annotated[str, _regex(r"[a-z][a-z0-9-]{0,11}", "must be 1-12 characters: lowercase letters, digits, '-', starting with a letter", "aiscale", "team2")]
 
@@ -184,6 +227,72 @@ SecurityGroupId = Annotated[str, _regex(r"sg-[0-9a-f]{8}([0-9a-f]{9})?", "must b
 
 
 # ---------------------------------------------------------------------------------------
+# Tags (AWS tagging rules, the same for every service the stacks tag)
+# ---------------------------------------------------------------------------------------
+
+#: AWS: at most 50 user tags per resource (``aws:`` tags do not count).
+MAX_TAGS_PER_RESOURCE = 50
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+_TAG_CHARACTERS = "Unicode letters, digits, spaces and _ . : / = + - @"
+
+
+def _tag_text(value: Any, what: str, least: int, most: int) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if not least <= len(value) <= most:
+        raise ValueError(f"{what} must be {least}-{most} characters (given {len(value)} characters: {_given(value)})")
+    bad = "".join(sorted({c for c in value if not (unicodedata.category(c)[0] in "LNZ" or c in _TAG_PUNCTUATION)}))
+    if bad:
+        raise ValueError(f"{what} may contain only {_TAG_CHARACTERS} (not {bad!r})")
+    return value
+
+
+def _tag_key(value: Any) -> str:
+    _tag_text(value, "a tag key", 1, 128)
+    if value.lower().startswith("aws:"):
+        raise ValueError("a tag key must not start with 'aws:' (reserved for AWS)")
+    return value
+
+
+def _tag_filter_key(value: Any) -> str:
+    return _tag_text(value, "a tag key", 1, 128)
+
+
+def _tag_value(value: Any) -> str:
+    return _tag_text(value, "a tag value", 0, 256)
+
+
+_tag_key.rule = f"keys 1-128 characters of {_TAG_CHARACTERS}, not starting with 'aws:'"  # type: ignore[attr-defined]
+_tag_filter_key.rule = f"1-128 characters of {_TAG_CHARACTERS}"  # type: ignore[attr-defined]
+_tag_value.rule = f"values 0-256 characters of the same"  # type: ignore[attr-defined]
+_tag_filter_key.examples = ("Application", "Team")  # type: ignore[attr-defined]
+
+#: A tag key the stacks set on resources; a tag value. Both must be strings (no coercion of 5 to "5").
+TagKey = Annotated[str, BeforeValidator(_tag_key)]
+TagValue = Annotated[str, BeforeValidator(_tag_value)]
+#: A tag key that finds resources (a filter: ``aws:`` keys such as ``aws:cloudformation:stack-name`` are fine).
+TagFilterKey = Annotated[str, BeforeValidator(_tag_filter_key)]
+
+
+def tag_map(added: tuple[str, ...] = ()):
+    """The type of a table of tags (``{Team = "ml"}``) put on every resource, beside the tags in ``added``
+    that the stacks set themselves: together at most :data:`MAX_TAGS_PER_RESOURCE` distinct keys."""
+    room = MAX_TAGS_PER_RESOURCE - len(set(added))
+
+    def check(tags: dict[str, str]) -> dict[str, str]:
+        total = len(set(tags) | set(added))
+        if total > MAX_TAGS_PER_RESOURCE:
+            besides = f" with the {len(set(added))} the stacks add ({', '.join(added)})" if added else ""
+            raise ValueError(f"at most {MAX_TAGS_PER_RESOURCE} tags per resource{besides} "
+                             f"(given {len(tags)} tags, {total} in all)")
+        return tags
+
+    check.rule = (f"at most {room} tags besides the {len(set(added))} the stacks add ({', '.join(added)})" if added  # type: ignore[attr-defined]
+                  else f"at most {MAX_TAGS_PER_RESOURCE} tags")
+    return Annotated[dict[TagKey, TagValue], AfterValidator(check)]
+
+
+# ---------------------------------------------------------------------------------------
 # IAM of every role a pattern creates
 # ---------------------------------------------------------------------------------------
 
@@ -214,15 +323,34 @@ class SettingsError(Exception):
         self.problems = problems
 
 
+class _Table:
+    """Marks a ``dict[str, X]`` field in :func:`_walk`: the next location item is a key the user wrote."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any]:
     """Readable dotted path for a pydantic error location, and the model it ends in.
 
     Discriminated-union tags (``scaling_target.autoscaling_group.name``) and validator
-    branch names are dropped: the reader wrote ``scaling_target.name``.
+    branch names are dropped: the reader wrote ``scaling_target.name``. Keys of a table of
+    values (``tags``) are kept, quoted as TOML quotes them when they are not bare keys
+    (``tags.Name``, ``tags."aws:x"``).
     """
     path = ""
     current: Any = model
     for item in loc:
+        if isinstance(current, _Table):
+            if item == "[key]":  # pydantic's marker of a problem with the key itself
+                continue
+            key = str(item)
+            path += "." + (key if _BARE_KEY.fullmatch(key) else '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            current = _model_of(current.value)
+            continue
         if isinstance(item, int):
             path += f"[{item}]"
             if not _is_model(current):  # list[Model] already resolved to Model by the field step
@@ -231,7 +359,9 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any]:
         fields = current.model_fields if _is_model(current) else {}
         if str(item) in fields:
             path += ("." if path else "") + str(item)
-            current = _model_of(fields[str(item)].annotation)
+            annotation = fields[str(item)].annotation
+            table = _table_of(annotation)
+            current = _Table(table) if table is not None else _model_of(annotation)
         elif _is_model(current) or current is None:
             continue  # a union tag or a validator name, not something the user wrote
         else:
@@ -239,6 +369,20 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any]:
             if member is not None:
                 current = member
     return path, current
+
+
+def _table_of(annotation: Any) -> Any:
+    """The value type of a ``dict[str, X]`` annotation (also inside ``Annotated`` or ``| None``), else None."""
+    import typing
+
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) is dict:
+        return typing.get_args(annotation)[1]
+    members = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if len(members) == 1 and members[0] is not annotation:
+        return _table_of(members[0])
+    return None
 
 
 def _is_model(value: Any) -> bool:
@@ -296,15 +440,28 @@ def format_validation_error(section: str, exc: ValidationError, model: type[Base
 # ---------------------------------------------------------------------------------------
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML settings file; a missing file means "all defaults"."""
+def read_toml(path: Path, shown: str | None = None) -> dict[str, Any]:
+    """Parse a TOML settings file; ``shown`` names it in errors (default: ``path`` as given).
+
+    A file that does not exist, is a directory, cannot be read, is not UTF-8 or not TOML is a
+    :class:`SettingsError` with one line naming the file: a file someone named is never
+    silently "all defaults". Callers with an optional file check ``path.exists()`` first.
+    """
+    shown = shown or str(path)
     if not path.exists():
-        return {}
+        raise SettingsError([f"{shown}: settings file not found"])
+    if path.is_dir():
+        raise SettingsError([f"{shown}: is a directory, not a settings file"])
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError([f"{shown}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); save it as UTF-8"]) from None
+    except OSError as exc:
+        raise SettingsError([f"{shown}: cannot read the settings file: {exc.strerror or exc}"]) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError([f"{path.name}: not valid TOML: {exc}"]) from None
+        raise SettingsError([f"{shown}: not valid TOML: {exc}"]) from None
 
 
 def validate_section(section: str, model: type[Settings], data: Any, context: dict[str, Any] | None = None) -> Settings:

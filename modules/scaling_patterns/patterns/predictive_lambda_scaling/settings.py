@@ -16,6 +16,8 @@ from scaling_patterns.core.settings import (
     LogRetentionDays,
     Settings,
     SnsTopicArn,
+    TagFilterKey,
+    TagValue,
     TimeZoneName,
 )
 from scaling_patterns.patterns.predictive_lambda_scaling.schedule import (
@@ -104,7 +106,7 @@ class ProvisionedConcurrencyScaling(Settings):
 class SpilloverAlarm(Settings):
     """Alarm when invocations spill over the provisioned concurrency (run on-demand, with cold starts)."""
 
-    threshold: int = Field(0, ge=0, description="Alarm when more spillover invocations than this happen in a period.")
+    threshold: int = Field(0, ge=0, le=1_000_000, description="Alarm when more spillover invocations than this happen in a period.")
     period_seconds: Literal[60, 300, 900, 3600] = Field(60, description="Length of one evaluation period (s).")
     evaluation_periods: int = Field(3, ge=1, le=100, description="Periods evaluated per alarm decision.")
     datapoints_to_alarm: int = Field(2, ge=1, le=100, description="Breaching periods (of `evaluation_periods`) that set the alarm off.")
@@ -161,8 +163,8 @@ class PlanDynamoDbTable(Settings):
 class RelatedScalingPlan(Settings):
     """Opt-in AWS Auto Scaling plan for resources around the function (plans cannot scale Lambda)."""
 
-    tag_key: str = Field(min_length=1, max_length=128, examples=["Application", "Team"], description="Tag key that finds the plan's resources (application source).")
-    tag_values: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(min_length=1, examples=[["inference"], ["inference", "batch"]], description="Tag values that find the plan's resources.")
+    tag_key: TagFilterKey = Field(examples=["Application", "Team"], description="Tag key that finds the plan's resources (application source).")
+    tag_values: list[Annotated[TagValue, Field(min_length=1)]] = Field(min_length=1, max_length=50, examples=[["inference"], ["inference", "batch"]], description="Tag values that find the plan's resources.")
     resources: list[Annotated[PlanAutoScalingGroup | PlanDynamoDbTable, Field(discriminator="type")]] = Field(
         min_length=1, description="Resources to scale: `{type = \"autoscaling_group\", name = ...}` (predictive scaling) or `{type = \"dynamodb_table\", name = ...}`.")
 

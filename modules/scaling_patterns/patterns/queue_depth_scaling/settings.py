@@ -40,8 +40,8 @@ class AlarmStepScaling(Settings):
     """The reference's two CloudWatch alarms driving simple scaling policies; scale-in also counts jobs in flight and waits for starting workers."""
 
     type: Literal["alarm_steps"] = Field(description="`alarm_steps`: scale out/in by fixed steps when the queue depth crosses thresholds.")
-    scale_out_threshold: int = Field(10, ge=1, description="Scale out when visible messages >= this.")
-    scale_in_threshold: int = Field(2, ge=0, description="Scale in when visible + in-flight messages <= this and no worker is starting (in service >= desired); must be < scale_out_threshold.")
+    scale_out_threshold: int = Field(10, ge=1, le=1_000_000, description="Scale out when visible messages >= this.")
+    scale_in_threshold: int = Field(2, ge=0, le=999_999, description="Scale in when visible + in-flight messages <= this and no worker is starting (in service >= desired); must be < scale_out_threshold.")
     scale_out_adjustment: int = Field(2, ge=1, le=100, description="Instances added per scale-out.")
     scale_in_adjustment: int = Field(-1, ge=-100, le=-1, description="Instances removed per scale-in (negative).")
     statistic: Literal["Sum", "Average", "Maximum", "Minimum"] = Field("Sum", description="Statistic of the queue metrics per period (visible messages; for scale-in also in-flight ones).")
