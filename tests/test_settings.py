@@ -132,7 +132,7 @@ def test_invalid_names_are_rejected_with_the_rule(settings, field, rule):
 
 def test_invalid_project_settings_are_reported_with_every_stack_problem_at_once():
     lines = problems({"project": {"region": "mars-1", "backend": {"type": "s3"}}, **llm(timeout_seconds=0)})
-    assert "settings.toml: [project] region: must be an AWS region such as us-east-1 (given 'mars-1')" in lines
+    assert "settings.toml: [project] region: must be an AWS region the provider knows, such as us-east-1 (docs/settings.md lists them) (given 'mars-1')" in lines
     assert "settings.toml: [project] backend.bucket: required setting is missing" in lines
     assert any(line.startswith("settings.toml: [llm-request-scaling] timeout_seconds:") for line in lines)
 
@@ -163,7 +163,7 @@ def test_bad_settings_exit_2_with_one_line_per_problem_and_write_nothing(tmp_pat
     assert "Traceback" not in proc.stderr
     lines = [line.strip() for line in proc.stderr.splitlines()]
     assert lines[0] == "Settings are not valid; nothing was written:"
-    assert "bad.toml: [project] region: must be an AWS region such as us-east-1 (given 'nowhere')" in lines
+    assert "bad.toml: [project] region: must be an AWS region the provider knows, such as us-east-1 (docs/settings.md lists them) (given 'nowhere')" in lines
     assert "bad.toml: [llm-request-scaling] memory_mb: Input should be greater than or equal to 128 (given -5)" in lines
     assert any(line.startswith("bad.toml: [llm-request-scaling] bogus: unknown setting") for line in lines)
     assert not (tmp_path / "cdktf.out").exists()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+import types
+import typing
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Any
@@ -352,16 +354,19 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any]:
             current = _model_of(current.value)
             continue
         if isinstance(item, int):
-            path += f"[{item}]"
-            if not _is_model(current):  # list[Model] already resolved to Model by the field step
-                current = _model_of(getattr(current, "__args__", (None,))[0]) if current is not None else None
+            path += f"[{item}]"  # a list's item: the field step already resolved the list to its item's model
             continue
         fields = current.model_fields if _is_model(current) else {}
         if str(item) in fields:
             path += ("." if path else "") + str(item)
             annotation = fields[str(item)].annotation
-            table = _table_of(annotation)
-            current = _Table(table) if table is not None else _model_of(annotation)
+            table, item_type = _container_of(annotation, dict), _container_of(annotation, list)
+            if table is not None:
+                current = _Table(table)
+            elif item_type is not None:  # list[Model], list[Annotated[A | B, Field(discriminator=...)]], list[str]
+                current = _model_of(item_type)
+            else:
+                current = _model_of(annotation)
         elif _is_model(current) or current is None:
             continue  # a union tag or a validator name, not something the user wrote
         else:
@@ -371,17 +376,16 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any]:
     return path, current
 
 
-def _table_of(annotation: Any) -> Any:
-    """The value type of a ``dict[str, X]`` annotation (also inside ``Annotated`` or ``| None``), else None."""
-    import typing
-
+def _container_of(annotation: Any, kind: type) -> Any:
+    """The value type of a ``dict[str, X]`` (``kind=dict``) or the item type of a ``list[X]`` (``kind=list``)
+    annotation, also inside ``Annotated`` or ``| None``; else None."""
     while typing.get_origin(annotation) is Annotated:
         annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) is dict:
-        return typing.get_args(annotation)[1]
+    if typing.get_origin(annotation) is kind:
+        return typing.get_args(annotation)[-1]
     members = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if len(members) == 1 and members[0] is not annotation:
-        return _table_of(members[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(members) == 1:
+        return _container_of(members[0], kind)
     return None
 
 
@@ -391,6 +395,8 @@ def _is_model(value: Any) -> bool:
 
 def _model_of(annotation: Any) -> Any:
     """The model inside an annotation (``Foo | None`` -> Foo); unions of models stay unions."""
+    while getattr(annotation, "__metadata__", None) is not None:  # Annotated[Foo | Bar, Field(discriminator=...)]
+        annotation = annotation.__origin__
     if _is_model(annotation):
         return annotation
     members = [a for a in getattr(annotation, "__args__", ()) if _is_model(a)]
