@@ -181,3 +181,101 @@ def test_check_mode_validates_without_writing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "settings are valid" in proc.stdout
     assert not (tmp_path / "cdktf.out").exists()
+
+
+# --- the settings file itself: a file someone named must exist and be readable UTF-8 TOML ----------
+
+
+def run_named(tmp_path: Path, named: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """main.py with $SCALING_PATTERNS_SETTINGS=``named`` (as typed) and a cdktf.out that already holds a synth."""
+    outdir = tmp_path / "cdktf.out"
+    (outdir / "stacks").mkdir(parents=True, exist_ok=True)
+    (outdir / "stacks" / "previous.json").write_text('{"kept": true}')
+    env = {**os.environ, "SCALING_PATTERNS_SETTINGS": named, "CDKTF_OUTDIR": str(outdir)}
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=cwd or tmp_path)
+
+
+def assert_one_line_and_untouched(proc: subprocess.CompletedProcess, tmp_path: Path, line: str) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert [x.strip() for x in proc.stderr.splitlines()] == ["Settings are not valid; nothing was written:", line]
+    assert sorted(p.name for p in (tmp_path / "cdktf.out").rglob("*")) == ["previous.json", "stacks"]
+    assert (tmp_path / "cdktf.out" / "stacks" / "previous.json").read_text() == '{"kept": true}'
+
+
+@pytest.mark.parametrize("args", [(), ("--check",)], ids=["synth", "check"])
+def test_a_named_settings_file_that_does_not_exist_is_an_error_not_all_defaults(tmp_path, args):
+    proc = run_named(tmp_path, "nope.toml", *args)
+    assert_one_line_and_untouched(proc, tmp_path, "nope.toml: settings file not found")
+
+
+@pytest.mark.parametrize("args", [(), ("--check",)], ids=["synth", "check"])
+def test_a_named_directory_is_an_error_without_a_traceback(tmp_path, args):
+    (tmp_path / "conf").mkdir()
+    proc = run_named(tmp_path, "conf", *args)
+    assert_one_line_and_untouched(proc, tmp_path, "conf: is a directory, not a settings file")
+
+
+def test_a_settings_file_that_is_not_utf8_is_an_error(tmp_path):
+    (tmp_path / "latin1.toml").write_bytes('[project]\ntags = { Team = "Équipe" }\n'.encode("latin-1"))
+    proc = run_named(tmp_path, "latin1.toml", "--check")
+    assert_one_line_and_untouched(proc, tmp_path, "latin1.toml: not UTF-8 text (line 2 has byte 0xc9); save it as UTF-8")
+
+
+def test_an_unreadable_settings_file_is_an_error(tmp_path):
+    """Unreadable for the user running main.py (as root every file is readable: run as nobody then)."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="unreadable-", dir="/tmp"))
+    try:
+        base.chmod(0o777)
+        (base / "cdktf.out" / "stacks").mkdir(parents=True)
+        (base / "cdktf.out" / "stacks" / "previous.json").write_text('{"kept": true}')
+        (base / "cdktf.out").chmod(0o777)
+        settings = base / "secret.toml"
+        settings.write_text("[project]\n")
+        settings.chmod(0o000)
+        env = {**os.environ, "SCALING_PATTERNS_SETTINGS": str(settings), "CDKTF_OUTDIR": str(base / "cdktf.out"), "HOME": str(base)}
+        command = [sys.executable, str(ROOT / "main.py")]
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv: cannot make a file unreadable")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=base)
+        assert_one_line_and_untouched(proc, base, f"{settings}: cannot read the settings file: Permission denied")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_explicit_path_is_named_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError) as caught:
+        load_config(Path("sub/../missing.toml"))
+    assert caught.value.problems == ["sub/../missing.toml: settings file not found"]
+
+
+def test_a_missing_default_settings_file_is_an_error_because_the_project_ships_one(tmp_path, monkeypatch):
+    import app.config
+
+    assert subprocess.run(["git", "ls-files", "--error-unmatch", "settings.toml"], cwd=ROOT, capture_output=True).returncode == 0
+    monkeypatch.delenv("SCALING_PATTERNS_SETTINGS", raising=False)
+    monkeypatch.setattr(app.config, "DEFAULT_SETTINGS_FILE", tmp_path / "settings.toml")
+    with pytest.raises(SettingsError) as caught:
+        load_config()
+    assert caught.value.problems == [f"{tmp_path / 'settings.toml'}: settings file not found (the project ships one: restore it "
+                                     "with `git checkout settings.toml`, or name a file with SCALING_PATTERNS_SETTINGS)"]
+
+
+def test_an_empty_settings_variable_means_the_default_file(monkeypatch):
+    from app.config import DEFAULT_SETTINGS_FILE
+
+    monkeypatch.setenv("SCALING_PATTERNS_SETTINGS", "")
+    assert load_config().source == DEFAULT_SETTINGS_FILE
+
+
+def test_check_names_the_file_it_validated(tmp_path):
+    (tmp_path / "team.toml").write_text("[project]\nname_prefix = \"team2\"\n")
+    proc = run_named(tmp_path, "team.toml", "--check")
+    assert proc.returncode == 0 and proc.stdout.startswith("team.toml: settings are valid"), proc.stderr

@@ -336,7 +336,10 @@ def test_the_scaling_plan_tag_filter_uses_the_tag_rules():
     plan = {"tag_key": "Team!", "tag_values": ["x" * 257], "resources": [{"type": "autoscaling_group", "name": "workers"}]}
     lines = problems({"predictive-lambda-scaling": {"scaling_plan": plan}})
     assert any(line.startswith("settings.toml: [predictive-lambda-scaling] scaling_plan.tag_key: a tag key may contain only") for line in lines)
-    assert any(line.startswith("settings.toml: [predictive-lambda-scaling] scaling_plan.tag_values[0]: a tag value must be 0-256") for line in lines)
+    assert any(line.startswith("settings.toml: [predictive-lambda-scaling] scaling_plan.tag_values[0]: a tag value must be 1-256") for line in lines)
+    plan["tag_values"] = [""]
+    assert any(line == ("settings.toml: [predictive-lambda-scaling] scaling_plan.tag_values[0]: a tag value must be 1-256 characters "
+                        "(given 0 characters: '')") for line in problems({"predictive-lambda-scaling": {"scaling_plan": plan}}))
 
 
 def test_a_table_value_error_names_its_key():
@@ -354,7 +357,7 @@ FLOATS = [
      lambda s: s.one("aws_autoscaling_policy")["target_tracking_configuration"]["target_value"]),
     ("pred-scheduled", "scaling.target_utilization",
      lambda s: s.one("aws_appautoscaling_policy")["target_tracking_scaling_policy_configuration"]["target_value"]),
-    ("queue-to-sagemaker", "autoscaling.target_invocations_per_instance",
+    ("q2sm-existing-endpoint", "autoscaling.target_invocations_per_instance",
      lambda s: s.one("aws_appautoscaling_policy")["target_tracking_scaling_policy_configuration"]["target_value"]),
     ("llm-asg-target", "scaling.requests_per_instance_per_minute",
      lambda s: [f for f in s.resources("aws_lambda_function").values()

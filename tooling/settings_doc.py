@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from app.config import PROJECT_ROOT, ProjectSettings
+from scaling_patterns.core.settings import AWS_REGIONS
 from scaling_patterns.registry import PATTERNS
 
 DOC = PROJECT_ROOT / "docs" / "settings.md"
@@ -38,6 +39,20 @@ Settings are typed, immutable pydantic objects. Unknown keys, wrong types (no si
 cdktf bindings even load, one line per problem, naming the file, the stack, the field, the rule and
 the value given. IDs, names and ARNs of things that exist elsewhere (a VPC, subnets, a queue, an
 endpoint, a topic, a key) also accept cdktf tokens (`vpc.id`) of resources in your app.
+
+The file must exist: a file named by `$SCALING_PATTERNS_SETTINGS` (or given to a tool's `--settings`)
+that does not exist, is a directory, cannot be read, is not UTF-8 or not TOML is one error line
+naming it as given (exit 2, nothing written), never "all defaults". Without a name, the project's
+`settings.toml` is read; it ships with the repository (every setting at its default, with commented
+examples), so a missing one is an error too. An empty `$SCALING_PATTERNS_SETTINGS` counts as unset.
+
+Numbers: every number has a finite range that AWS accepts (the rule column); `inf` and `nan` are
+rejected; an integer setting takes a TOML integer (`3`, not `3.0`). A number within its range is
+written to the Terraform JSON exactly as given. Regions: one of the [regions the pinned
+provider knows](#regions). Tags (`project.tags`): keys 1-128 and values 0-256 characters of Unicode
+letters, digits, spaces and `_ . : / = + - @`, keys not starting with `aws:`, values strings (`5` is
+rejected, `"5"` is fine); with the tags the stacks set themselves (`Project`, `Stack`, `ManagedBy`,
+`Name`) at most 50 per resource.
 """
 
 
@@ -142,6 +157,12 @@ def render() -> str:
     for section, model, summary in sections:
         parts += [f"## `[{section}]`", "", summary, "",
                   "| setting | type | default | meaning and rule |", "|---|---|---|---|", *_rows(model), ""]
+    parts += ["## Regions", "", "`project.region` and `project.backend.region` take one of the regions the pinned provider",
+              "(hashicorp/aws 5.100.0) accepts; a region it does not know fails every plan with \"invalid AWS Region\".",
+              "The list (`AWS_REGIONS` in `scaling_patterns/core/settings.py`) was taken from that provider: every region",
+              "name in its binary, each confirmed by a `terraform plan` with it (2026-12-03). Opt-in regions must be",
+              "enabled in the account; GovCloud, China and the isolated partitions need their own accounts.", "",
+              ", ".join(f"`{region}`" for region in AWS_REGIONS), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -264,9 +264,14 @@ def _tag_value(value: Any) -> str:
     return _tag_text(value, "a tag value", 0, 256)
 
 
-_tag_key.rule = f"keys 1-128 characters of {_TAG_CHARACTERS}, not starting with 'aws:'"  # type: ignore[attr-defined]
+def _tag_filter_value(value: Any) -> str:
+    return _tag_text(value, "a tag value", 1, 256)
+
+
+_tag_key.rule = f"tag keys: 1-128 characters of {_TAG_CHARACTERS}, not starting with 'aws:'"  # type: ignore[attr-defined]
 _tag_filter_key.rule = f"1-128 characters of {_TAG_CHARACTERS}"  # type: ignore[attr-defined]
-_tag_value.rule = f"values 0-256 characters of the same"  # type: ignore[attr-defined]
+_tag_value.rule = f"tag values: strings of 0-256 characters of {_TAG_CHARACTERS}"  # type: ignore[attr-defined]
+_tag_filter_value.rule = f"1-256 characters of {_TAG_CHARACTERS}"  # type: ignore[attr-defined]
 _tag_filter_key.examples = ("Application", "Team")  # type: ignore[attr-defined]
 
 #: A tag key the stacks set on resources; a tag value. Both must be strings (no coercion of 5 to "5").
@@ -274,6 +279,7 @@ TagKey = Annotated[str, BeforeValidator(_tag_key)]
 TagValue = Annotated[str, BeforeValidator(_tag_value)]
 #: A tag key that finds resources (a filter: ``aws:`` keys such as ``aws:cloudformation:stack-name`` are fine).
 TagFilterKey = Annotated[str, BeforeValidator(_tag_filter_key)]
+TagFilterValue = Annotated[str, BeforeValidator(_tag_filter_value)]
 
 
 def tag_map(added: tuple[str, ...] = ()):
@@ -461,7 +467,8 @@ def read_toml(path: Path, shown: str | None = None) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SettingsError([f"{shown}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); save it as UTF-8"]) from None
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise SettingsError([f"{shown}: not UTF-8 text (line {line} has byte {exc.object[exc.start]:#04x}); save it as UTF-8"]) from None
     except OSError as exc:
         raise SettingsError([f"{shown}: cannot read the settings file: {exc.strerror or exc}"]) from None
     try:

@@ -17,7 +17,7 @@ from scaling_patterns.core.settings import (
     Settings,
     SnsTopicArn,
     TagFilterKey,
-    TagValue,
+    TagFilterValue,
     TimeZoneName,
 )
 from scaling_patterns.patterns.predictive_lambda_scaling.schedule import (
@@ -164,7 +164,7 @@ class RelatedScalingPlan(Settings):
     """Opt-in AWS Auto Scaling plan for resources around the function (plans cannot scale Lambda)."""
 
     tag_key: TagFilterKey = Field(examples=["Application", "Team"], description="Tag key that finds the plan's resources (application source).")
-    tag_values: list[Annotated[TagValue, Field(min_length=1)]] = Field(min_length=1, max_length=50, examples=[["inference"], ["inference", "batch"]], description="Tag values that find the plan's resources.")
+    tag_values: list[TagFilterValue] = Field(min_length=1, examples=[["inference"], ["inference", "batch"]], description="Tag values that find the plan's resources.")
     resources: list[Annotated[PlanAutoScalingGroup | PlanDynamoDbTable, Field(discriminator="type")]] = Field(
         min_length=1, description="Resources to scale: `{type = \"autoscaling_group\", name = ...}` (predictive scaling) or `{type = \"dynamodb_table\", name = ...}`.")
 
