@@ -387,3 +387,24 @@ def test_a_float_setting_is_written_exactly_as_given(synth, stack, path, found):
         assert written == given and repr(float(written)) == repr(given)
     raw = (synth.outdir / "stacks" / stack / "cdk.tf.json").read_text()
     assert json.dumps(written) in raw
+
+
+def test_the_stacks_add_no_tags_beyond_those_counted_against_the_50(synth):
+    """`project.tags` gets 50 minus STACK_TAG_KEYS: every tag key the synthesized stacks set must be in it."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in ("tags", "tags_all") and isinstance(item, dict):
+                    found.update(item)
+                elif key == "tag" and isinstance(item, list):
+                    found.update(t["key"] for t in item if isinstance(t, dict) and "key" in t)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for name in synth.names():
+        walk(synth.stack(name).doc)
+    assert found and found <= set(STACK_TAG_KEYS), sorted(found - set(STACK_TAG_KEYS))
