@@ -268,7 +268,8 @@ def test_every_region_of_the_provider_is_accepted(region):
 
 
 def test_the_region_list_covers_opt_in_govcloud_and_china():
-    assert {"us-east-1", "mx-central-1", "ap-southeast-7", "ap-east-2", "us-gov-west-1", "cn-north-1"} <= set(AWS_REGIONS)
+    assert {"us-east-1", "mx-central-1", "ap-southeast-7", "ap-east-2", "us-gov-west-1", "cn-north-1", "eusc-de-east-1"} <= set(AWS_REGIONS)
+    assert not {"us-east-9", "ap-southeast-6", "eu-central-3", "ap-northeast-4"} & set(AWS_REGIONS)  # the provider rejects these
     assert len(set(AWS_REGIONS)) == len(AWS_REGIONS)
 
 

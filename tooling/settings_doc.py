@@ -160,8 +160,9 @@ def render() -> str:
     parts += ["## Regions", "", "`project.region` and `project.backend.region` take one of the regions the pinned provider",
               "(hashicorp/aws 5.100.0) accepts; a region it does not know fails every plan with \"invalid AWS Region\".",
               "The list (`AWS_REGIONS` in `scaling_patterns/core/settings.py`) was taken from that provider: every region",
-              "name in its binary, each confirmed by a `terraform plan` with it (2026-12-03). Opt-in regions must be",
-              "enabled in the account; GovCloud, China and the isolated partitions need their own accounts.", "",
+              "name in its partition data, each confirmed by a `terraform plan` with it (2026-12-03). Opt-in regions must be",
+              "enabled in the account; GovCloud, China, the European Sovereign Cloud and the isolated partitions need",
+              "their own accounts.", "",
               ", ".join(f"`{region}`" for region in AWS_REGIONS), ""]
     return "\n".join(parts).rstrip() + "\n"
 

@@ -92,10 +92,11 @@ _retention.choices = LOG_RETENTION_DAYS  # type: ignore[attr-defined]  # a finit
 LogRetentionDays = Annotated[int, AfterValidator(_retention)]
 
 #: The regions the pinned provider (hashicorp/aws 5.100.0) accepts as ``region``: every region of
-#: its partitions (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f), opt-in
-#: regions included. Source: each candidate region name found in the provider binary was given to
-#: ``terraform plan`` with that provider (2026-12-03); these passed, anything else fails there
-#: with "invalid AWS Region". Update this list when the provider pin moves (docs/settings.md).
+#: its partitions (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc), opt-in
+#: regions included. Source: each region name found in the provider binary (its partition data)
+#: was given to ``terraform plan`` with that provider (2026-12-03); these passed, anything else
+#: (us-east-9, ap-southeast-6, eu-central-3, ...) fails there with "invalid AWS Region". Update this
+#: list when the provider pin moves (docs/settings.md).
 AWS_REGIONS = (
     # aws (commercial; af-, ap-east-1/2, ap-south-2, ap-southeast-3..7, ca-west-1, eu-central-2,
     # eu-south-1/2, il-, me-, mx- are opt-in regions)
@@ -110,6 +111,8 @@ AWS_REGIONS = (
     "us-gov-east-1", "us-gov-west-1",
     # aws-iso, aws-iso-b, aws-iso-e, aws-iso-f (isolated partitions)
     "us-iso-east-1", "us-iso-west-1", "us-isob-east-1", "eu-isoe-west-1", "us-isof-east-1", "us-isof-south-1",
+    # aws-eusc (AWS European Sovereign Cloud)
+    "eusc-de-east-1",
 )
 
 
