@@ -5,8 +5,8 @@
     python main.py --check    # validate the settings file only; writes nothing
 
 Settings come from settings.toml in this folder, or the file named by
-$SCALING_PATTERNS_SETTINGS. Bad settings print one line per problem and exit 2 before
-anything is written.
+$SCALING_PATTERNS_SETTINGS; either must exist and be UTF-8 TOML. Bad settings (or a file
+that cannot be read) print one line per problem and exit 2 before anything is written.
 """
 
 from __future__ import annotations
