@@ -54,6 +54,7 @@ from scaling_patterns.registry import PATTERNS
 from scaling_patterns.verify import Check, CheckContext, leftovers, run_checks
 from tooling import emulator as emu
 from tooling import recovery
+from tooling.outputs import UserError, check_settings, check_stacks, report_user_error
 from tooling.terraform import Run, cli_config_env, find_provider_mirror, terraform
 
 STATE_BUCKET = "scaling-patterns-local-state"
@@ -206,9 +207,26 @@ def to_toml(data: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def emulator_settings(base: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``project.emulator = true`` and the S3 backend on the emulator's state bucket."""
+#: Settings that name a file relative to the settings file; the generated copy lives elsewhere
+#: (``<dir>/settings.toml``), so it gets them as absolute paths.
+FILE_SETTINGS = ("csv_path",)
+
+
+def _absolute_files(value: Any, base_dir: Path) -> Any:
+    if isinstance(value, dict):
+        return {k: (str(base_dir / v) if k in FILE_SETTINGS and isinstance(v, str) and not Path(v).is_absolute()
+                    else _absolute_files(v, base_dir)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_absolute_files(v, base_dir) for v in value]
+    return value
+
+
+def emulator_settings(base: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any]:
+    """``base`` with ``project.emulator = true`` and the S3 backend on the emulator's state bucket;
+    with ``base_dir`` (the folder of the file ``base`` came from), relative file settings made absolute."""
     data = {section: dict(values) for section, values in base.items()}
+    if base_dir is not None:
+        data = _absolute_files(data, base_dir)
     project = data.setdefault("project", {})
     project["emulator"] = True
     project["backend"] = {"type": "s3", "bucket": STATE_BUCKET, "key_prefix": KEY_PREFIX, "use_lockfile": True}
@@ -216,8 +234,8 @@ def emulator_settings(base: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_settings(ws: Workspace, base_settings: Path | None) -> dict[str, Any]:
-    base = read_toml(base_settings or settings_path())
-    data = emulator_settings(base)
+    source = (base_settings or settings_path()).resolve()
+    data = emulator_settings(read_toml(source), source.parent)
     ws.dir.mkdir(parents=True, exist_ok=True)
     ws.settings.write_text(to_toml(data))
     return data
@@ -439,6 +457,8 @@ class DeployReport:
     problems: list[recovery.Problem] = field(default_factory=list)
     #: Stacks asked for (``stacks=``) that the checkout does not synthesize (``missing_ok=True``).
     missing: list[str] = field(default_factory=list)
+    #: This deploy started the emulator (it was not running before).
+    started_emulator: bool = False
 
     @property
     def ok(self) -> bool:
@@ -550,13 +570,13 @@ def deploy(workdir: Path = emu.DEFAULT_DIR, base_settings: Path | None = None, j
 
     problems = check_before_deploy(ws, emulator, region, stacks)
     if problems:
-        return DeployReport([], emulator, seconds, problems=problems)
+        return DeployReport([], emulator, seconds, problems=problems, started_emulator=fresh)
 
     t = time.monotonic()
     synth = synthesize(ws, root)
     seconds["synth"] = time.monotonic() - t
     if synth.returncode != 0:
-        return DeployReport([], emulator, seconds, f"synth failed:\n{synth.stdout}{synth.stderr}")
+        return DeployReport([], emulator, seconds, f"synth failed:\n{synth.stdout}{synth.stderr}", started_emulator=fresh)
     say(synth.stdout.rstrip())
 
     names = synthesized_stacks(ws)
@@ -564,14 +584,15 @@ def deploy(workdir: Path = emu.DEFAULT_DIR, base_settings: Path | None = None, j
     if stacks:
         missing = [name for name in stacks if name not in names]
         if missing and not missing_ok:
-            return DeployReport([], emulator, seconds, f"unknown stack(s): {', '.join(missing)} (synthesized: {', '.join(names)})")
+            return DeployReport([], emulator, seconds, f"unknown stack(s): {', '.join(missing)} (synthesized: {', '.join(names)})",
+                                started_emulator=fresh)
         names = [n for n in names if n in stacks]
     t = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         reports = list(pool.map(lambda name: deploy_stack(ws, emulator, name, region, verify), names))
     seconds["stacks"] = time.monotonic() - t
     seconds["total"] = time.monotonic() - started
-    return DeployReport(reports, emulator, seconds, missing=missing)
+    return DeployReport(reports, emulator, seconds, missing=missing, started_emulator=fresh)
 
 
 def summary(report: DeployReport) -> str:
@@ -694,7 +715,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--stack", action="append", help="deploy only this stack (repeatable; deploy only)")
     args = parser.parse_args(argv)
     if args.command == "deploy":
+        # The user's own file and the stack names, before the emulator starts or the generated copy is written.
+        try:
+            check_stacks(args.stack)
+            check_settings(args.settings)
+        except UserError as error:
+            return report_user_error("deploy-local", error, "nothing was started or applied")
         report = deploy(args.dir, args.settings, args.jobs, stacks=args.stack)
+        if report.error and not report.stacks:
+            # Stopped before applying anything (synth failed): no table; an emulator this command started goes again.
+            print(report.error, file=sys.stderr)
+            if report.started_emulator:
+                emu.stop(args.dir)
+            print("\ndeploy-local applied nothing" + ("; the emulator it started was stopped." if report.started_emulator
+                                                      else "; the emulator keeps running."), file=sys.stderr)
+            return 1
         if report.problems:
             print("deploy-local STOPPED before applying anything:\n" + recovery.render(report.problems), file=sys.stderr)
             print("\ndeploy-local applied nothing. The emulator keeps running.")
