@@ -339,16 +339,28 @@ class PlanResult:
         return "yes*" if self.gaps else "yes"
 
 
-def classify_plan(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(perpetual diffs, emulator gaps) in a ``terraform show -json`` plan.
+@dataclass
+class PlanGaps:
+    """A plan read for what the emulator causes (:func:`emulator_gaps`)."""
+
+    diffs: list[str] = field(default_factory=list)  # perpetual diffs / real changes, one line each
+    gaps: list[str] = field(default_factory=list)  # emulator gaps, one line each
+    #: Addresses whose whole change is the emulator's doing (on AWS: no change).
+    gap_only: set[str] = field(default_factory=set)
+    #: (address, top-level attribute) differences the emulator causes, also inside real changes.
+    gap_attributes: set[tuple[str, str]] = field(default_factory=set)
+
+
+def emulator_gaps(plan: dict[str, Any]) -> PlanGaps:
+    """Perpetual diffs and emulator gaps in a ``terraform show -json`` plan, per line and per resource.
 
     An update whose only differences are values unknown until apply (e.g. an alias's
     ``function_version`` after its function shows an emulator gap) follows from another
     change: it counts as a gap when every other change is one, else as a diff.
     """
-    diffs: list[str] = []
-    gaps: list[str] = []
-    consequences: list[str] = []
+    found = PlanGaps()
+    diffs, gaps = found.diffs, found.gaps
+    consequences: list[tuple[str, str]] = []
     for change in plan.get("resource_changes", []):
         actions = change["change"]["actions"]
         if actions in (["no-op"], ["read"]):
@@ -360,10 +372,12 @@ def classify_plan(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
         if actions in (["delete", "create"], ["create", "delete"]):
             # A replacement is the emulator's doing only when every attribute forcing it is a gap.
             heads = {path[0] for path in change["change"].get("replace_paths") or [] if path}
-            found = {key: EMULATOR_GAPS.get((change["type"], key)) for key in heads}
+            known = {key: EMULATOR_GAPS.get((change["type"], key)) for key in heads}
             if heads and all(gap is not None and gap.applies(before.get(key), _known(after.get(key), unknown.get(key)))
-                             for key, gap in found.items()):
-                gaps.extend(f"{address}.{key} (forces replacement): {gap.reason}" for key, gap in sorted(found.items()))
+                             for key, gap in known.items()):
+                gaps.extend(f"{address}.{key} (forces replacement): {gap.reason}" for key, gap in sorted(known.items()))
+                found.gap_only.add(address)
+                found.gap_attributes.update((address, key) for key in heads)
             else:
                 diffs.append(f"{address}: {'/'.join(actions)} (forced by {', '.join(sorted(map(str, heads))) or 'unknown'})")
             continue
@@ -373,20 +387,35 @@ def classify_plan(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
         changed = sorted(k for k in set(before) | set(after) if not _same_where_known(before.get(k), after.get(k), unknown.get(k)))
         if not changed:
             pending = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-            consequences.append(f"{address}: values known only after apply ({', '.join(pending)}) follow from another change")
+            consequences.append((address, f"{address}: values known only after apply ({', '.join(pending)}) follow from another change"))
             continue
+        real = False
         for key in changed:
             gap = EMULATOR_GAPS.get((change["type"], key))
             if gap is not None and gap.applies(before.get(key), _known(after.get(key), unknown.get(key))):
                 gaps.append(f"{address}.{key}: {gap.reason}")
+                found.gap_attributes.add((address, key))
             else:
+                real = True
                 diffs.append(f"{address}.{key}: {json.dumps(before.get(key))} -> {json.dumps(_known(after.get(key), unknown.get(key)))}")
+        if not real:
+            found.gap_only.add(address)
     for name, change in plan.get("output_changes", {}).items():
         if change.get("actions") not in (["no-op"], None):
             diffs.append(f"output {name}: {'/'.join(change['actions'])}")
     if consequences:
-        (gaps if gaps and not diffs else diffs).extend(consequences)
-    return diffs, gaps
+        if gaps and not diffs:
+            gaps.extend(line for _, line in consequences)
+            found.gap_only.update(address for address, _ in consequences)
+        else:
+            diffs.extend(line for _, line in consequences)
+    return found
+
+
+def classify_plan(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(perpetual diffs, emulator gaps) in a ``terraform show -json`` plan (:func:`emulator_gaps`)."""
+    found = emulator_gaps(plan)
+    return found.diffs, found.gaps
 
 
 def plan_after_apply(ws: Workspace, emulator: emu.Emulator, stack: str) -> PlanResult:

@@ -50,7 +50,7 @@ from typing import Any, Callable
 
 from app.config import PROJECT_ROOT, SETTINGS_ENV, settings_path
 from tooling.outputs import UserError, check_settings, check_stacks, publish, report_user_error, staging
-from tooling.plan_summary import StackSummary, redact_plan, render_combined, render_stack, summarize
+from tooling.plan_summary import StackSummary, mark_emulator_gaps, redact_plan, render_combined, render_stack, summarize
 from tooling.terraform import Run, cli_config_env, terraform
 
 TARGETS = ("emulator", "aws")
@@ -188,18 +188,20 @@ def _gaps_section(lines: list[str]) -> str:
 
 
 def note_emulator_gaps(results: list[StackPlan], out: Path) -> bool:
-    """Find, per stack, the plan differences the emulator causes and append them to the
-    stack's ``.md``; ``write_combined`` lists them at the end of ``summary.md``."""
-    from tooling.deploy_local import classify_plan
+    """Find, per stack, the plan differences the emulator causes: mark them in the stack's summary
+    (its headline and counts then say what would happen on AWS), write the stack's ``.md`` again
+    with them listed at the end; ``write_combined`` lists them at the end of ``summary.md``."""
+    from tooling.deploy_local import emulator_gaps
 
     for result in results:
         if result.summary is None:
             continue
-        _, gaps = classify_plan(json.loads((out / f"{result.stack}.json").read_text()))
-        result.emulator_gaps = [f"- `{where}`:{why}" for where, _, why in (gap.partition(":") for gap in gaps)]
+        found = emulator_gaps(json.loads((out / f"{result.stack}.json").read_text()))
+        result.emulator_gaps = [f"- `{where}`:{why}" for where, _, why in (gap.partition(":") for gap in found.gaps)]
         if result.emulator_gaps:
-            with (out / f"{result.stack}.md").open("a") as md:
-                md.write(_gaps_section(result.emulator_gaps))
+            mark_emulator_gaps(result.summary, found.gap_only, found.gap_attributes)
+            (out / f"{result.stack}.md").write_text(render_stack(result.summary, heading="#")
+                                                    + _gaps_section(result.emulator_gaps))
     return any(r.emulator_gaps for r in results)
 
 
