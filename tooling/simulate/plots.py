@@ -80,16 +80,16 @@ def figure(stack: StackRun, run: TraceRun, compared: TraceRun | None = None):
         nan = float("nan")
         wait.plot(times, [nan if w is None else w for w in series.exact], lw=0.8, color="tab:red", label="wait (min)")
         if series.label_at is not None:
-            top = max(w for w in series.exact + series.lower_bound if w is not None) * 1.15
+            top = max(w for w in series.exact + series.lower_bound if w is not None) * 1.3
             known = [w is not None for w in series.lower_bound]
             wait.fill_between(times, [top if w is None else w for w in series.lower_bound], top, where=known, step="post",
                               facecolor="none", edgecolor="tab:red", hatch="//", lw=0.0, gid="wait-lower-bound",
                               label="wait >= (backlog outlasts the trace)")
             wait.set_ylim(bottom=0, top=top)
             at, level = times[series.label_at], series.lower_bound[series.label_at]
-            wait.annotate(series.label, xy=(at, level), xytext=(0, 18), textcoords="offset points", ha="center",
+            wait.annotate(series.label, xy=(at, level), xytext=(24, -30), textcoords="offset points", ha="left",
                           color="tab:red", fontsize="small", gid="wait-lower-bound-label",
-                          arrowprops={"arrowstyle": "<-", "color": "tab:red"})
+                          arrowprops={"arrowstyle": "->", "color": "tab:red"})
         if scenario.latency_goal_seconds is not None:
             wait.axhline(scenario.latency_goal_seconds / 60, color="tab:red", ls=":", lw=0.8, label="latency goal")
         wait.set_ylabel("wait (min)")
