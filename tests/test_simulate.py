@@ -503,3 +503,64 @@ def test_a_chart_without_a_lower_bound_has_no_band():
     series = wait_series(run.runs[0])
     assert series.label_at is None and all(w is None for w in series.lower_bound)
     assert [w for w in series.exact] == pytest.approx([w / 60 for w in run.runs[0].waits])
+
+
+# ----------------------------------------------------------------------------------------
+# Output: replaced only when complete
+# ----------------------------------------------------------------------------------------
+
+
+def _steady(tmp_path) -> Path:
+    path = tmp_path / "steady.csv"
+    path.write_text("timestamp,arrivals\n" + "".join(f"2024-05-06T00:{m:02d}:00Z,{200 if m >= 5 else 20}\n" for m in range(30)))
+    return path
+
+
+def _previous_simulation(out: Path) -> dict[str, bytes]:
+    (out / "inference-load-balancing").mkdir(parents=True)
+    (out / "summary.md").write_text("previous summary\n")
+    (out / "diff.md").write_text("previous diff\n")
+    (out / "inference-load-balancing" / "steady.png").write_bytes(b"previous png")
+    (out / "queue-depth-scaling").mkdir()
+    (out / "queue-depth-scaling" / "old.png").write_bytes(b"previous png")
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_a_simulation_that_fails_while_writing_leaves_the_previous_results(tmp_path, monkeypatch):
+    from tooling.simulate import plots
+
+    out = tmp_path / "simulation"
+    before = _previous_simulation(out)
+
+    def fails_after_one_png(runs, outdir):
+        stack, run = next(iter(runs.values())), next(iter(runs.values())).runs[0]
+        plots.plot_run(stack, run, outdir / stack.scenario.stack / f"{run.trace.name}.png")
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(plots, "plot_all", fails_after_one_png)
+    with pytest.raises(RuntimeError):
+        cli.main(["--trace", str(_steady(tmp_path)), "--stack", "inference-load-balancing", "--out", str(out)])
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".simulation")] == []
+
+
+def test_bad_arguments_leave_the_previous_results(tmp_path):
+    out = tmp_path / "simulation"
+    before = _previous_simulation(out)
+    assert cli.main(["--trace", str(_steady(tmp_path)), "--stack", "nope", "--out", str(out)]) == 2
+    assert _files(out) == before
+
+
+def test_a_complete_simulation_replaces_every_previous_result_and_nothing_else(tmp_path):
+    out = tmp_path / "simulation"
+    _previous_simulation(out)
+    (out / "notes.txt").write_text("mine")
+    assert cli.main(["--trace", str(_steady(tmp_path)), "--stack", "inference-load-balancing", "--out", str(out)]) == 0
+    after = _files(out)
+    assert sorted(after) == ["inference-load-balancing/steady.png", "notes.txt", "summary.md"]  # no stale diff.md, old.png
+    assert after["inference-load-balancing/steady.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert after["summary.md"] != b"previous summary\n"
