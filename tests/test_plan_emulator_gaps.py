@@ -147,3 +147,22 @@ def test_only_gaps_say_nothing_changes_on_aws(tmp_path):
     assert "Nothing is destroyed or replaced on AWS; 2 changes are emulator gaps (listed below), not yours." in combined
     assert "No changes on AWS. The infrastructure matches the configuration." in (tmp_path / "demo.md").read_text()
     assert not result.summary.has_changes
+
+
+def test_a_recorded_emulator_plan_of_no_change_says_nothing_happens_on_aws(tmp_path):
+    """Recorded (Terraform 1.11.4, moto 5.2.5): queue-to-sagemaker planned on the emulator with no change;
+    moto's empty VpcConfig and disabled DataCaptureConfig force two replacements on every plan."""
+    from pathlib import Path
+
+    plan = json.loads((Path(__file__).parent / "data" / "upgrade-noop-queue-to-sagemaker.plan.json").read_text())
+    (tmp_path / "queue-to-sagemaker.json").write_text(json.dumps(plan))
+    result = StackPlan("queue-to-sagemaker", tmp_path, summarize(plan, "queue-to-sagemaker"))
+    note_emulator_gaps([result], tmp_path)
+    combined = write_combined([result], tmp_path, note="")
+    gap_changes = len(result.summary.gap_changes)
+    assert gap_changes >= 2 and result.summary.destructive == [] and not result.summary.has_changes
+    assert (f"Nothing is destroyed or replaced on AWS; {gap_changes} changes are emulator gaps (listed below), not yours."
+            in combined)
+    assert "will be destroyed or replaced" not in combined
+    assert "Plan: 0 to add, 0 to change, 0 to destroy in 1 stack on AWS." in combined
+    assert "replace (create, then destroy) (emulator gap)" in combined or "replace (destroy, then create) (emulator gap)" in combined
