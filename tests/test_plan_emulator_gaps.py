@@ -133,7 +133,7 @@ def test_the_pr_comment_keeps_the_same_separation(mixed):
     assert "**5 resources" not in combined
     assert "Plan: 2 to add, 1 to change, 3 to destroy in 1 stack on AWS." in combined
     assert "| stack | to add | to change | to destroy | scaling settings changed | emulator gaps |" in combined
-    assert "| demo | 2 | 1 | 3 | 1 | 3 |" in combined  # 2 gap replacements + 1 gap scaling value
+    assert "| demo | 2 | 1 | 3 | 1 | 2 |" in combined  # the 2 gap replacements
     head = combined.split("## demo")[0]
     assert "sagemaker" not in head.split("Plan:")[0]  # gaps are not in the destroyed list
 
@@ -166,3 +166,24 @@ def test_a_recorded_emulator_plan_of_no_change_says_nothing_happens_on_aws(tmp_p
     assert "will be destroyed or replaced" not in combined
     assert "Plan: 0 to add, 0 to change, 0 to destroy in 1 stack on AWS." in combined
     assert "replace (create, then destroy) (emulator gap)" in combined or "replace (destroy, then create) (emulator gap)" in combined
+
+
+def test_the_unrequested_scaling_change_on_the_emulator_is_moto_not_returning_the_instance_warm_up(tmp_path):
+    """Recorded (Terraform 1.11, moto 5.2.5): queue-depth-scaling applied by `make deploy-local`, then
+    `make plan` with the same settings. moto does not return DefaultInstanceWarmup, so every plan sets the
+    warm-up 0 -> 120 again: before, the summary listed it under "Scaling settings that change"."""
+    from pathlib import Path
+
+    plan = json.loads((Path(__file__).parent / "data" / "emulator-noop-queue-depth-scaling.plan.json").read_text())
+    (tmp_path / "queue-depth-scaling.json").write_text(json.dumps(plan))
+    result = StackPlan("queue-depth-scaling", tmp_path, summarize(plan, "queue-depth-scaling"))
+    assert [s.words for s in result.summary.scaling] == ["instance warm-up (s)"]  # what the summary saw
+    note_emulator_gaps([result], tmp_path)
+    stack_md = (tmp_path / "queue-depth-scaling.md").read_text()
+    assert result.summary.real_scaling == [] and "Scaling settings that change" not in stack_md
+    gap_part = stack_md.split("only the emulator shows")[1].split("\n\n")[0]
+    assert "instance warm-up (s): 0 -> 120" in gap_part
+    assert ".default_instance_warmup`: moto 5.2.5 does not return DefaultInstanceWarmup" in stack_md.split("## Emulator gaps")[1]
+    assert "No changes on AWS." in stack_md
+    combined = write_combined([result], tmp_path, note="")
+    assert "| queue-depth-scaling | 0 | 0 | 0 | 0 | 6 |" in combined

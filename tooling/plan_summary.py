@@ -716,7 +716,7 @@ def render_combined(summaries: Sequence[StackSummary], title: str = "Terraform p
     for s in summaries:
         flag = " (errored)" if s.errored else ""
         row = f"| {s.stack}{flag} | {s.add} | {s.change} | {s.destroy} | {len(s.real_scaling)} |"
-        lines.append(row + (f" {len(s.gap_changes) + len(s.gap_scaling)} |" if gaps else ""))
+        lines.append(row + (f" {len(s.gap_changes)} |" if gaps else ""))
     lines.append("")
     for s in summaries:
         lines.append(render_stack(s, heading="##"))
