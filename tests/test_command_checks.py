@@ -164,3 +164,30 @@ def test_the_emulator_copy_of_the_settings_finds_files_relative_to_the_users_fil
     copy = load_config(ws.settings)  # raised "settings.toml: ... csv_path: file not found" before
     assert copy.stacks["predictive-lambda-scaling"].schedule.csv_file() == tmp_path / "team" / "peaks.csv"
     assert copy.project.emulator is True
+
+
+#: Valid field by field; the stacks reject the combination when synthesizing (main.py exits 2).
+REJECTED_BY_THE_STACKS = ('[inference-load-balancing]\n'
+                          'certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0b7f6b7e-1111-2222-3333-444455556666"\n')
+
+
+@pytest.mark.slow
+def test_deploy_local_synthesizes_before_starting_the_emulator(tmp_path):
+    (tmp_path / "team.toml").write_text(REJECTED_BY_THE_STACKS)
+    run = _run("tooling.deploy_local", "deploy", "--dir", "emu", "--settings", "team.toml", cwd=tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.splitlines()
+    assert lines[0] == "deploy-local: the stacks reject the settings in team.toml; nothing was applied, no emulator was started:"
+    assert lines[1].startswith("  Cannot synthesize: certificate_arn must be in the load balancer's region us-east-1")
+    assert "| stack" not in run.stdout and "emulator started" not in run.stdout
+    assert not (tmp_path / "emu" / "emulator.json").exists() and not (tmp_path / "emu" / "moto.log").exists()
+
+
+@pytest.mark.slow
+def test_plan_synthesizes_before_starting_the_emulator_and_keeps_the_saved_plans(tmp_path, previous):
+    out, before = previous
+    (tmp_path / "team.toml").write_text(REJECTED_BY_THE_STACKS)
+    run = _run("tooling.plan", "--settings", "team.toml", "--out", str(out), "--emulator-dir", "emu", cwd=tmp_path)
+    assert run.returncode != 0 and "Cannot synthesize: certificate_arn" in run.stderr
+    assert _files(out) == before
+    assert not (tmp_path / "emu" / "emulator.json").exists() and not (tmp_path / "emu" / "moto.log").exists()

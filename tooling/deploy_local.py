@@ -54,7 +54,7 @@ from scaling_patterns.registry import PATTERNS
 from scaling_patterns.verify import Check, CheckContext, leftovers, run_checks
 from tooling import emulator as emu
 from tooling import recovery
-from tooling.outputs import UserError, check_settings, check_stacks, report_user_error
+from tooling.outputs import UserError, check_settings, check_stacks, given_settings, report_user_error
 from tooling.terraform import Run, cli_config_env, find_provider_mirror, terraform
 
 STATE_BUCKET = "scaling-patterns-local-state"
@@ -488,6 +488,8 @@ class DeployReport:
     missing: list[str] = field(default_factory=list)
     #: This deploy started the emulator (it was not running before).
     started_emulator: bool = False
+    #: Exit status of a failed synthesis (2: the settings are rejected by the stacks).
+    synth_exit: int = 0
 
     @property
     def ok(self) -> bool:
@@ -499,11 +501,17 @@ def recovery_commands(ws: Workspace) -> recovery.Commands:
     return recovery.Commands("emulator", ws.dir)
 
 
-def check_before_deploy(ws: Workspace, emulator: emu.Emulator, region: str, stacks: list[str] | None) -> list[recovery.Problem]:
-    """Stale locks on the emulator's state and errored.tfstate files left by an earlier deploy.
+def errored_states(ws: Workspace, stacks: list[str] | None) -> list[recovery.Problem]:
+    """errored.tfstate files an earlier failed apply left in ``<dir>/cdktf.out``: the only record of
+    what it created, so they must be pushed before synthesis replaces that folder."""
+    commands = recovery_commands(ws)
+    return [recovery.errored_state_problem(errored.parent.name, errored.parent, errored, commands)
+            for errored in sorted(ws.outdir.glob(f"stacks/*/{recovery.ERRORED_STATE}"))
+            if not stacks or errored.parent.name in stacks]
 
-    Runs before synthesis: synthesis replaces ``<dir>/cdktf.out`` and with it any
-    ``errored.tfstate`` (the only record of what a failed apply created)."""
+
+def stale_locks(ws: Workspace, emulator: emu.Emulator, region: str, stacks: list[str] | None) -> list[recovery.Problem]:
+    """Stale locks (``.tflock`` objects) beside the stacks' state on the emulator."""
     commands = recovery_commands(ws)
     problems = []
     s3 = emulator.client("s3", region)
@@ -517,11 +525,12 @@ def check_before_deploy(ws: Workspace, emulator: emu.Emulator, region: str, stac
         lock = recovery.read_s3_lock(s3, STATE_BUCKET, obj["Key"])
         if lock is not None:
             problems.append(recovery.lock_problem(stack, ws.stack_dir(stack), lock, f"s3://{STATE_BUCKET}/{obj['Key']}", commands))
-    for errored in sorted(ws.outdir.glob(f"stacks/*/{recovery.ERRORED_STATE}")):
-        stack = errored.parent.name
-        if not stacks or stack in stacks:
-            problems.append(recovery.errored_state_problem(stack, errored.parent, errored, commands))
     return problems
+
+
+def check_before_deploy(ws: Workspace, emulator: emu.Emulator, region: str, stacks: list[str] | None) -> list[recovery.Problem]:
+    """Stale locks on the emulator's state and errored.tfstate files left by an earlier deploy."""
+    return stale_locks(ws, emulator, region, stacks) + errored_states(ws, stacks)
 
 
 def deploy_stack(ws: Workspace, emulator: emu.Emulator, stack: str, region: str, verify: bool = True) -> StackReport:
@@ -589,23 +598,26 @@ def deploy(workdir: Path = emu.DEFAULT_DIR, base_settings: Path | None = None, j
     ws = Workspace(workdir.resolve())
     started = time.monotonic()
     seconds: dict[str, float] = {}
-    emulator, fresh = emu.start(ws.dir)
-    say(f"emulator {'started' if fresh else 'reused'}: {emulator.endpoint} (pid {emulator.pid}; log {ws.dir / 'moto.log'})")
     data = write_settings(ws, base_settings)
     region = project_region(data)
+    # Synthesis before the emulator starts (a setting the stacks reject stops the run with nothing
+    # started), unless an errored.tfstate waits: synthesis would replace it.
+    synthesized = not errored_states(ws, stacks)
+    if synthesized:
+        t = time.monotonic()
+        synth = synthesize(ws, root)
+        seconds["synth"] = time.monotonic() - t
+        if synth.returncode != 0:
+            return DeployReport([], None, seconds, f"synth failed:\n{synth.stdout}{synth.stderr}", synth_exit=synth.returncode)
+    emulator, fresh = emu.start(ws.dir)
+    say(f"emulator {'started' if fresh else 'reused'}: {emulator.endpoint} (pid {emulator.pid}; log {ws.dir / 'moto.log'})")
     ensure_state_bucket(emulator, region)
     write_backend_config(ws, emulator)
     say(f"state bucket s3://{STATE_BUCKET} on the emulator; settings {ws.settings}")
 
     problems = check_before_deploy(ws, emulator, region, stacks)
-    if problems:
+    if problems or not synthesized:
         return DeployReport([], emulator, seconds, problems=problems, started_emulator=fresh)
-
-    t = time.monotonic()
-    synth = synthesize(ws, root)
-    seconds["synth"] = time.monotonic() - t
-    if synth.returncode != 0:
-        return DeployReport([], emulator, seconds, f"synth failed:\n{synth.stdout}{synth.stderr}", started_emulator=fresh)
     say(synth.stdout.rstrip())
 
     names = synthesized_stacks(ws)
@@ -752,13 +764,21 @@ def main(argv: list[str]) -> int:
             return report_user_error("deploy-local", error, "nothing was started or applied")
         report = deploy(args.dir, args.settings, args.jobs, stacks=args.stack)
         if report.error and not report.stacks:
-            # Stopped before applying anything (synth failed): no table; an emulator this command started goes again.
-            print(report.error, file=sys.stderr)
+            # Stopped before applying anything (synth failed, unknown stack): no table; an emulator this
+            # command started is stopped again.
             if report.started_emulator:
                 emu.stop(args.dir)
-            print("\ndeploy-local applied nothing" + ("; the emulator it started was stopped." if report.started_emulator
-                                                      else "; the emulator keeps running."), file=sys.stderr)
-            return 1
+            what = ("no emulator was started" if report.emulator is None else
+                    "the emulator it started was stopped" if report.started_emulator else "the emulator keeps running")
+            given = str(given_settings(args.settings))
+            error = report.error.replace(str(Workspace(args.dir.resolve()).settings), given).strip()
+            if report.synth_exit == 2:  # the stacks reject a combination of settings (main.py exits 2)
+                error = error.removeprefix("synth failed:").strip()
+                print(f"deploy-local: the stacks reject the settings in {given}; nothing was applied, {what}:", file=sys.stderr)
+            else:
+                print(f"deploy-local: applied nothing; {what}:", file=sys.stderr)
+            print("  " + error.replace("\n", "\n  "), file=sys.stderr)
+            return 2 if report.synth_exit == 2 else 1
         if report.problems:
             print("deploy-local STOPPED before applying anything:\n" + recovery.render(report.problems), file=sys.stderr)
             print("\ndeploy-local applied nothing. The emulator keeps running.")

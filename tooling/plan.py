@@ -153,16 +153,17 @@ def plan_on_emulator(out: Path, settings: Path | None, stacks: list[str] | None,
     from tooling import deploy_local as local
     from tooling import emulator as emu
 
+    # Synthesis first: a setting the stacks reject stops the run before an emulator starts.
+    ws = local.Workspace(emulator_dir.resolve() / "plan")
+    data = local.write_settings(ws, settings)
+    synth = local.synthesize(ws)
+    if synth.returncode != 0:
+        raise SystemExit(f"synth failed:\n{synth.stdout}{synth.stderr}")
+    names = _select(local.synthesized_stacks(ws), stacks)
     emulator, started = emu.start(emulator_dir)
     try:
-        ws = local.Workspace(emulator_dir.resolve() / "plan")
-        data = local.write_settings(ws, settings)
         local.ensure_state_bucket(emulator, local.project_region(data))
         local.write_backend_config(ws, emulator)
-        synth = local.synthesize(ws)
-        if synth.returncode != 0:
-            raise SystemExit(f"synth failed:\n{synth.stdout}{synth.stderr}")
-        names = _select(local.synthesized_stacks(ws), stacks)
         env = local.terraform_env(emulator)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             results = list(pool.map(lambda name: plan_stack(
