@@ -187,3 +187,27 @@ def test_the_unrequested_scaling_change_on_the_emulator_is_moto_not_returning_th
     assert "No changes on AWS." in stack_md
     combined = write_combined([result], tmp_path, note="")
     assert "| queue-depth-scaling | 0 | 0 | 0 | 0 | 6 |" in combined
+
+
+def test_a_launch_template_version_that_follows_from_a_gap_is_not_a_running_instances_effect(tmp_path):
+    """Recorded (Terraform 1.11, moto 5.2.5): queue-depth-scaling deployed with defaults, then planned with
+    fleet.max_size 4 -> 10 and target_latency_seconds 300 -> 120. The launch template is updated only
+    because moto returns its tags as an extra tag specification; the group's launch template version is
+    then known only after apply, which read as "running instances keep the old launch template"."""
+    from pathlib import Path
+
+    plan = json.loads((Path(__file__).parent / "data" / "emulator-change-queue-depth-scaling.plan.json").read_text())
+    (tmp_path / "queue-depth-scaling.json").write_text(json.dumps(plan))
+    result = StackPlan("queue-depth-scaling", tmp_path, summarize(plan, "queue-depth-scaling"))
+    assert [r[2] for r in result.summary.rollouts] == [
+        "running instances keep the old launch template; only instances launched from now on get it"]
+    note_emulator_gaps([result], tmp_path)
+    stack_md = (tmp_path / "queue-depth-scaling.md").read_text()
+    assert "What running resources will do" not in stack_md
+    gap_part = stack_md.split("only the emulator shows")[1].split("\n\n")[0]
+    assert "running instances keep the old launch template" in gap_part
+    assert "instance warm-up (s): 0 -> 120" in gap_part
+    scaling = stack_md.split("**Scaling settings that change:**")[1].split("\n\n")[0]
+    assert "maximum instances: 4 -> 10" in scaling and "target value: 10 -> 4" in scaling and "warm-up" not in scaling
+    assert "Plan: 0 to add, 2 to change, 0 to destroy on AWS." in stack_md  # the group and the policy
+    assert "`launch_template.0.version`: `\"1\"` -> (known after apply) (emulator gap)" in stack_md

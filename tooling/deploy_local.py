@@ -123,6 +123,15 @@ EMULATOR_GAPS: dict[tuple[str, str], Gap] = {
 }
 
 
+#: (resource type, attribute) whose new value comes from resources of another type (a new version of them).
+FOLLOWS_FROM: dict[tuple[str, str], str] = {
+    ("aws_autoscaling_group", "launch_template"): "aws_launch_template",
+    ("aws_autoscaling_group", "mixed_instances_policy"): "aws_launch_template",
+    ("aws_lambda_alias", "function_version"): "aws_lambda_function",
+    ("aws_sagemaker_endpoint", "endpoint_config_name"): "aws_sagemaker_endpoint_configuration",
+}
+
+
 def _known(value: Any, unknown: Any) -> Any:
     """``value`` with the parts Terraform cannot know until apply (``after_unknown``) removed."""
     if unknown is True:
@@ -361,6 +370,11 @@ def emulator_gaps(plan: dict[str, Any]) -> PlanGaps:
     found = PlanGaps()
     diffs, gaps = found.diffs, found.gaps
     consequences: list[tuple[str, str]] = []
+    follow_ups: list[tuple[str, str, str]] = []  # (address, type, attribute known only after apply) in other changes
+    changed_by_type: dict[str, set[str]] = {}
+    for change in plan.get("resource_changes", []):
+        if change["change"]["actions"] not in (["no-op"], ["read"]):
+            changed_by_type.setdefault(change["type"], set()).add(change["address"])
     for change in plan.get("resource_changes", []):
         actions = change["change"]["actions"]
         if actions in (["no-op"], ["read"]):
@@ -389,6 +403,8 @@ def emulator_gaps(plan: dict[str, Any]) -> PlanGaps:
             pending = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
             consequences.append((address, f"{address}: values known only after apply ({', '.join(pending)}) follow from another change"))
             continue
+        follow_ups.extend((address, change["type"], k) for k in set(before) | set(after)
+                       if k not in changed and before.get(k) != after.get(k))
         real = False
         for key in changed:
             gap = EMULATOR_GAPS.get((change["type"], key))
@@ -409,6 +425,12 @@ def emulator_gaps(plan: dict[str, Any]) -> PlanGaps:
             found.gap_only.update(address for address, _ in consequences)
         else:
             diffs.extend(line for _, line in consequences)
+    # A value known only after apply that follows from gap-only changes (an Auto Scaling group's launch
+    # template version, after moto's extra tag specification updates the template) is a gap too.
+    for address, type_, key in follow_ups:
+        source = FOLLOWS_FROM.get((type_, key))
+        if source and changed_by_type.get(source) and changed_by_type[source] <= found.gap_only:
+            found.gap_attributes.add((address, key))
     return found
 
 

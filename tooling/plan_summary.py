@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from tooling.runtime_effects import NONE, effect_of
+from tooling.runtime_effects import NONE, UPDATE_TRIGGERS, effect_of
 
 SENSITIVE = "(sensitive)"
 UNKNOWN = "(known after apply)"
@@ -269,6 +269,18 @@ class StackSummary:
 
     def is_gap(self, address: str, attribute: str | int | None = None) -> bool:
         return address in self.gap_only or (attribute is not None and (address, str(attribute)) in self.gap_attributes)
+
+    def is_gap_effect(self, address: str) -> bool:
+        """The runtime effect of ``address`` comes from emulator gaps only (the resource or the attributes that cause it)."""
+        if address in self.gap_only:
+            return True
+        type_ = next((c.type for c in self.changes if c.address == address), "")
+        triggers = [key for key in UPDATE_TRIGGERS.get(type_, ()) if self._changed_attribute(address, key)]
+        return bool(triggers) and all(self.is_gap(address, key) for key in triggers)
+
+    def _changed_attribute(self, address: str, key: str) -> bool:
+        change = next((c for c in self.changes if c.address == address), None)
+        return change is not None and any(a.path and str(a.path[0]) == key for a in change.attributes)
 
     @property
     def real_scaling(self) -> list[ScalingChange]:
@@ -654,7 +666,7 @@ def render_stack(summary: StackSummary, heading: str = "##") -> str:
     if summary.errored:
         lines += ["**The plan did not complete (errored); what follows is partial.**", ""]
     lines += _lead([summary], [(None, c) for c in summary.destructive], len(summary.gap_changes))
-    rollouts = [r for r in summary.rollouts if not summary.is_gap(r[0])]
+    rollouts = [r for r in summary.rollouts if not summary.is_gap_effect(r[0])]
     if rollouts:
         lines.append("**What running resources will do:**")
         lines += [_rollout_line(*r) for r in rollouts]
@@ -678,7 +690,7 @@ def render_stack(summary: StackSummary, heading: str = "##") -> str:
         lines.append("**Scaling settings that change:**")
         lines += [f"- {s.sentence()}" for s in summary.real_scaling]
         lines.append("")
-    gap_effects = [f"- {_code(r[0])}: {r[2]}" for r in summary.rollouts if summary.is_gap(r[0])]
+    gap_effects = [f"- {_code(r[0])}: {r[2]}" for r in summary.rollouts if summary.is_gap_effect(r[0])]
     if summary.gap_scaling or gap_effects:
         lines.append("Scaling values and effects that only the emulator shows (emulator gaps: what moto reads back, not your change):")
         lines += [f"- {s.sentence()}" for s in summary.gap_scaling] + gap_effects
@@ -701,7 +713,7 @@ def render_combined(summaries: Sequence[StackSummary], title: str = "Terraform p
     destructive = [(s.stack, c) for s in summaries for c in s.destructive]
     gap_changes = [c for s in summaries for c in s.gap_changes]
     lines += _lead(summaries, destructive, len(gap_changes), combined=True)
-    rollouts = [(s.stack, r) for s in summaries for r in s.rollouts if not s.is_gap(r[0])]
+    rollouts = [(s.stack, r) for s in summaries for r in s.rollouts if not s.is_gap_effect(r[0])]
     if rollouts:
         lines.append("**What running resources will do:**")
         lines += [_rollout_line(*r, stack=stack) for stack, r in rollouts]
