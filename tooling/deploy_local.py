@@ -3,7 +3,8 @@
     python -m tooling.deploy_local deploy  [--dir .emulator] [--settings FILE] [--jobs 2] [--stack NAME ...]
     python -m tooling.deploy_local destroy [--dir .emulator]
 
-deploy:
+deploy (after checking ``--stack`` and your settings file: one line per problem naming it, exit 2,
+nothing started; steps 2 and 3 run before step 1, so a setting the stacks reject starts nothing either):
 1. starts the emulator (moto server on 127.0.0.1, see tooling/emulator.py) or reuses the
    running one, and creates the state bucket on it (versioned, as recommended for real use);
 2. writes ``<dir>/settings.toml``: your settings file (``$SCALING_PATTERNS_SETTINGS`` or

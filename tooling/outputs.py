@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from app.config import SETTINGS_ENV, DEFAULT_SETTINGS_FILE, ProjectConfig, load_config
+from app.config import DEFAULT_SETTINGS_FILE, SETTINGS_ENV, ProjectConfig, load_config
 from scaling_patterns.core.settings import SettingsError
 from scaling_patterns.registry import PATTERNS
 
