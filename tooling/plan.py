@@ -4,9 +4,10 @@
     python -m tooling.plan --apply [--out plans]        # apply the saved plans (target aws only)
 
 ``--target emulator`` (the default; ``PLAN_TARGET=emulator``) needs no AWS account. It
-reuses the local emulator deploy (tooling/deploy_local.py): the emulator recorded in
-``.emulator/`` is started or reused, your settings get ``project.emulator = true`` and the S3
-backend on the emulator's state bucket, and every stack is planned against the state that
+reuses the local emulator deploy (tooling/deploy_local.py): your settings get
+``project.emulator = true`` and the S3 backend on the emulator's state bucket and are
+synthesized (before any emulator starts: a setting the stacks reject starts nothing), the
+emulator recorded in ``.emulator/`` is started or reused, and every stack is planned against the state that
 ``make deploy-local`` left there. So: ``make deploy-local``, change settings, ``make plan``
 shows what the change does. With nothing deployed, the plan creates everything. An emulator
 this command started is stopped again; one that was running keeps running.
