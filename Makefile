@@ -35,7 +35,7 @@ node_modules/.installed: package.json package-lock.json
 
 install: .venv/.installed node_modules/.installed ## create .venv from Pipfile.lock (pipenv) with the library installed editable, and node_modules from package-lock.json; no-op when up to date
 
-check-settings: install ## validate settings.toml (or $$SCALING_PATTERNS_SETTINGS) only; writes nothing
+check-settings: install ## validate settings.toml (or $SCALING_PATTERNS_SETTINGS) only; writes nothing
 	$(RUN) python main.py --check
 
 synth: install ## synthesize every stack into cdktf.out/ (one process) and print a table

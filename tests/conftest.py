@@ -33,6 +33,15 @@ from scaling_patterns.registry import PATTERNS  # noqa: E402
 ONLY = {name.strip() for name in os.environ.get("SYNTH_ONLY", "").split(",") if name.strip()}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A SYNTH_ONLY naming no stack stops the run with one line, before any test is collected."""
+    known = [spec.name for spec in PATTERNS]
+    unknown = sorted(ONLY - set(known))
+    if unknown:
+        raise pytest.UsageError(f"SYNTH_ONLY={os.environ.get('SYNTH_ONLY', '')!r}: unknown stack(s) {', '.join(unknown)} "
+                                f"(known: {', '.join(known)})")
+
+
 def load_function(name: str):
     """``functions/<name>/handler.py`` as module ``function_<name>`` (every handler is called handler.py)."""
     return load_handler(name)

@@ -90,7 +90,7 @@ def row(markdown: str, address_prefix: str) -> str:
 
 def test_destroyed_and_replaced_resources_lead_in_bold(stack_md):
     lead = stack_md.split("Plan:", 1)[0]
-    assert "**4 resources will be destroyed or replaced:**" in lead
+    assert "**4 resources will be destroyed or replaced on AWS:**" in lead  # the plan has emulator gaps: AWS counts
     assert re.search(r"- \*\*destroy `aws_cloudwatch_event_bus\.llm_request_scaling_event_bus_\w+`\*\* .*no longer in the configuration", lead)
     assert re.search(r"- \*\*replace `aws_cloudwatch_event_rule\.llm_request_scaling_rule_\w+`\*\* .*because `event_bus_name` changes", lead)
     assert re.search(r"- \*\*replace `aws_cloudwatch_event_target\.llm_request_scaling_target_\w+`\*\*", lead)
@@ -100,7 +100,7 @@ def test_destroyed_and_replaced_resources_lead_in_bold(stack_md):
 
 
 def test_counts_follow_the_warning_and_precede_the_table(stack_md):
-    assert "\nPlan: 3 to add, 3 to change, 4 to destroy.\n" in stack_md
+    assert "\nPlan: 3 to add, 3 to change, 4 to destroy on AWS.\n" in stack_md
     assert stack_md.index("will be destroyed or replaced") < stack_md.index("Plan: 3 to add") < stack_md.index("| address |")
 
 
@@ -139,8 +139,8 @@ def test_combined_summary_leads_with_destruction_across_stacks(summary_md, stack
     head = summary_md.split("| stack |", 1)[0]
     assert "Planned on the local emulator" in head and f"`{STACK}`" in head  # deployed stack named
     assert re.search(rf"- stack `{STACK}`: \*\*destroy `aws_cloudwatch_event_bus\.", head)
-    assert "Plan: 3 to add, 3 to change, 4 to destroy in 1 stack." in head
-    assert f"| {STACK} | 3 | 3 | 4 | 1 |" in summary_md
+    assert "Plan: 3 to add, 3 to change, 4 to destroy in 1 stack on AWS." in head
+    assert f"| {STACK} | 3 | 3 | 4 | 1 | 0 |" in summary_md  # no change is only an emulator gap
     own_section = stack_md.split("\n", 1)[1].split("\n## Emulator gaps")[0]  # gaps are listed once, at the end
     assert own_section in summary_md  # the stack's own section follows
 

@@ -439,3 +439,128 @@ def test_cli_writes_tables_and_one_png_per_stack_and_trace(tmp_path, capsys):
     png = out / "inference-load-balancing" / "steady.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "summary.md").read_text().count("### `") == 1
+
+
+# ----------------------------------------------------------------------------------------
+# Charts: a lower bound is drawn as one
+# ----------------------------------------------------------------------------------------
+
+
+def _backlog_outlasts_the_trace():
+    # A burst at the end of the trace that a fleet of at most 2 workers cannot work off in time.
+    stack_settings = settings("queue-depth-scaling", {"fleet": {"max_size": 2}})
+    return run_stack(scenario_for("queue-depth-scaling", stack_settings), [trace([0] * 10 + [400] * 30 + [0] * 5)])
+
+
+def test_the_chart_draws_a_wait_lower_bound_as_a_bound_never_as_a_drop_to_zero():
+    from tooling.simulate.report import duration, wait_series
+
+    stack = _backlog_outlasts_the_trace()
+    run = stack.runs[0]
+    backlog = [m.backlog for m in run.timeline.minutes]
+    assert run.metrics.peak_wait_is_lower_bound and backlog[-1] > 100  # jobs still wait at the end
+    series = wait_series(run)
+    for minute, jobs in enumerate(backlog):
+        exact, bound = series.exact[minute], series.lower_bound[minute]
+        assert (exact is None) != (bound is None)  # each minute is one or the other
+        if jobs > 0:
+            assert bound is not None or exact > 0, f"minute {minute}: {jobs} jobs wait, plotted wait {exact}"
+    censored = [i for i, bound in enumerate(run.wait_is_lower_bound) if bound]
+    assert censored and all(series.exact[i] is None for i in censored)
+    assert series.lower_bound[-1] is not None  # the last minute is a bound (0 or more), not an exact 0
+    # The label is the table's ">= ..." value, at the minute of the largest bound.
+    assert series.label == ">= " + duration(run.metrics.peak_wait_seconds)
+    assert series.label in stack_markdown(stack)
+    assert series.lower_bound[series.label_at] == pytest.approx(run.metrics.peak_wait_seconds / 60)
+
+
+def test_the_png_plots_that_series_a_hatched_band_and_the_label():
+    import math
+
+    from tooling.simulate.plots import _pyplot, figure
+    from tooling.simulate.report import wait_series
+
+    stack = _backlog_outlasts_the_trace()
+    run = stack.runs[0]
+    series = wait_series(run)
+    fig = figure(stack, run, stack.compared[0])
+    try:
+        wait_axis = next(ax for ax in fig.axes if ax.get_ylabel() == "wait (min)")
+        line = next(line for line in wait_axis.get_lines() if line.get_label() == "wait (min)")
+        plotted = list(line.get_ydata())
+        assert [None if math.isnan(v) else v for v in plotted] == list(series.exact)
+        assert [c.get_gid() for c in wait_axis.collections] == ["wait-lower-bound"]
+        assert [t.get_text() for t in wait_axis.texts] == [series.label]
+        assert wait_axis.get_ylim()[1] > max(w for w in series.lower_bound if w is not None)
+    finally:
+        _pyplot().close(fig)
+
+
+def test_a_chart_without_a_lower_bound_has_no_band():
+    from tooling.simulate.report import wait_series
+
+    run = run_stack(scenario_for("queue-depth-scaling", settings("queue-depth-scaling", {})), [trace([0] * 5 + [20] * 10 + [0] * 30)])
+    series = wait_series(run.runs[0])
+    assert series.label_at is None and all(w is None for w in series.lower_bound)
+    assert [w for w in series.exact] == pytest.approx([w / 60 for w in run.runs[0].waits])
+
+
+# ----------------------------------------------------------------------------------------
+# Output: replaced only when complete
+# ----------------------------------------------------------------------------------------
+
+
+def _steady(tmp_path) -> Path:
+    path = tmp_path / "steady.csv"
+    path.write_text("timestamp,arrivals\n" + "".join(f"2024-05-06T00:{m:02d}:00Z,{200 if m >= 5 else 20}\n" for m in range(30)))
+    return path
+
+
+def _previous_simulation(out: Path) -> dict[str, bytes]:
+    (out / "inference-load-balancing").mkdir(parents=True)
+    (out / "summary.md").write_text("previous summary\n")
+    (out / "diff.md").write_text("previous diff\n")
+    (out / "inference-load-balancing" / "steady.png").write_bytes(b"previous png")
+    (out / "queue-depth-scaling").mkdir()
+    (out / "queue-depth-scaling" / "old.png").write_bytes(b"previous png")
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_a_simulation_that_fails_while_writing_leaves_the_previous_results(tmp_path, monkeypatch):
+    from tooling.simulate import plots
+
+    out = tmp_path / "simulation"
+    before = _previous_simulation(out)
+
+    def fails_after_one_png(runs, outdir):
+        stack, run = next(iter(runs.values())), next(iter(runs.values())).runs[0]
+        plots.plot_run(stack, run, outdir / stack.scenario.stack / f"{run.trace.name}.png")
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(plots, "plot_all", fails_after_one_png)
+    with pytest.raises(RuntimeError):
+        cli.main(["--trace", str(_steady(tmp_path)), "--stack", "inference-load-balancing", "--out", str(out)])
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".simulation")] == []
+
+
+def test_bad_arguments_leave_the_previous_results(tmp_path):
+    out = tmp_path / "simulation"
+    before = _previous_simulation(out)
+    assert cli.main(["--trace", str(_steady(tmp_path)), "--stack", "nope", "--out", str(out)]) == 2
+    assert _files(out) == before
+
+
+def test_a_complete_simulation_replaces_every_previous_result_and_nothing_else(tmp_path):
+    out = tmp_path / "simulation"
+    _previous_simulation(out)
+    (out / "notes.txt").write_text("mine")
+    assert cli.main(["--trace", str(_steady(tmp_path)), "--stack", "inference-load-balancing", "--out", str(out)]) == 0
+    after = _files(out)
+    assert sorted(after) == ["inference-load-balancing/steady.png", "notes.txt", "summary.md"]  # no stale diff.md, old.png
+    assert after["inference-load-balancing/steady.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert after["summary.md"] != b"previous summary\n"

@@ -3,7 +3,8 @@
     python -m tooling.deploy_local deploy  [--dir .emulator] [--settings FILE] [--jobs 2] [--stack NAME ...]
     python -m tooling.deploy_local destroy [--dir .emulator]
 
-deploy:
+deploy (after checking ``--stack`` and your settings file: one line per problem naming it, exit 2,
+nothing started; steps 2 and 3 run before step 1, so a setting the stacks reject starts nothing either):
 1. starts the emulator (moto server on 127.0.0.1, see tooling/emulator.py) or reuses the
    running one, and creates the state bucket on it (versioned, as recommended for real use);
 2. writes ``<dir>/settings.toml``: your settings file (``$SCALING_PATTERNS_SETTINGS`` or
@@ -54,6 +55,7 @@ from scaling_patterns.registry import PATTERNS
 from scaling_patterns.verify import Check, CheckContext, leftovers, run_checks
 from tooling import emulator as emu
 from tooling import recovery
+from tooling.outputs import UserError, check_settings, check_stacks, given_settings, report_user_error
 from tooling.terraform import Run, cli_config_env, find_provider_mirror, terraform
 
 STATE_BUCKET = "scaling-patterns-local-state"
@@ -119,6 +121,15 @@ EMULATOR_GAPS: dict[tuple[str, str], Gap] = {
         Gap("moto 5.2.5 does not return the description of a security group rule"),
     ("aws_vpc_security_group_egress_rule", "description"):
         Gap("moto 5.2.5 does not return the description of a security group rule"),
+}
+
+
+#: (resource type, attribute) whose new value comes from resources of another type (a new version of them).
+FOLLOWS_FROM: dict[tuple[str, str], str] = {
+    ("aws_autoscaling_group", "launch_template"): "aws_launch_template",
+    ("aws_autoscaling_group", "mixed_instances_policy"): "aws_launch_template",
+    ("aws_lambda_alias", "function_version"): "aws_lambda_function",
+    ("aws_sagemaker_endpoint", "endpoint_config_name"): "aws_sagemaker_endpoint_configuration",
 }
 
 
@@ -206,9 +217,26 @@ def to_toml(data: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def emulator_settings(base: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``project.emulator = true`` and the S3 backend on the emulator's state bucket."""
+#: Settings that name a file relative to the settings file; the generated copy lives elsewhere
+#: (``<dir>/settings.toml``), so it gets them as absolute paths.
+FILE_SETTINGS = ("csv_path",)
+
+
+def _absolute_files(value: Any, base_dir: Path) -> Any:
+    if isinstance(value, dict):
+        return {k: (str(base_dir / v) if k in FILE_SETTINGS and isinstance(v, str) and not Path(v).is_absolute()
+                    else _absolute_files(v, base_dir)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_absolute_files(v, base_dir) for v in value]
+    return value
+
+
+def emulator_settings(base: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any]:
+    """``base`` with ``project.emulator = true`` and the S3 backend on the emulator's state bucket;
+    with ``base_dir`` (the folder of the file ``base`` came from), relative file settings made absolute."""
     data = {section: dict(values) for section, values in base.items()}
+    if base_dir is not None:
+        data = _absolute_files(data, base_dir)
     project = data.setdefault("project", {})
     project["emulator"] = True
     project["backend"] = {"type": "s3", "bucket": STATE_BUCKET, "key_prefix": KEY_PREFIX, "use_lockfile": True}
@@ -216,8 +244,8 @@ def emulator_settings(base: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_settings(ws: Workspace, base_settings: Path | None) -> dict[str, Any]:
-    base = read_toml(base_settings or settings_path())
-    data = emulator_settings(base)
+    source = (base_settings or settings_path()).resolve()
+    data = emulator_settings(read_toml(source), source.parent)
     ws.dir.mkdir(parents=True, exist_ok=True)
     ws.settings.write_text(to_toml(data))
     return data
@@ -321,16 +349,33 @@ class PlanResult:
         return "yes*" if self.gaps else "yes"
 
 
-def classify_plan(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(perpetual diffs, emulator gaps) in a ``terraform show -json`` plan.
+@dataclass
+class PlanGaps:
+    """A plan read for what the emulator causes (:func:`emulator_gaps`)."""
+
+    diffs: list[str] = field(default_factory=list)  # perpetual diffs / real changes, one line each
+    gaps: list[str] = field(default_factory=list)  # emulator gaps, one line each
+    #: Addresses whose whole change is the emulator's doing (on AWS: no change).
+    gap_only: set[str] = field(default_factory=set)
+    #: (address, top-level attribute) differences the emulator causes, also inside real changes.
+    gap_attributes: set[tuple[str, str]] = field(default_factory=set)
+
+
+def emulator_gaps(plan: dict[str, Any]) -> PlanGaps:
+    """Perpetual diffs and emulator gaps in a ``terraform show -json`` plan, per line and per resource.
 
     An update whose only differences are values unknown until apply (e.g. an alias's
     ``function_version`` after its function shows an emulator gap) follows from another
     change: it counts as a gap when every other change is one, else as a diff.
     """
-    diffs: list[str] = []
-    gaps: list[str] = []
-    consequences: list[str] = []
+    found = PlanGaps()
+    diffs, gaps = found.diffs, found.gaps
+    consequences: list[tuple[str, str]] = []
+    follow_ups: list[tuple[str, str, str]] = []  # (address, type, attribute known only after apply) in other changes
+    changed_by_type: dict[str, set[str]] = {}
+    for change in plan.get("resource_changes", []):
+        if change["change"]["actions"] not in (["no-op"], ["read"]):
+            changed_by_type.setdefault(change["type"], set()).add(change["address"])
     for change in plan.get("resource_changes", []):
         actions = change["change"]["actions"]
         if actions in (["no-op"], ["read"]):
@@ -342,10 +387,12 @@ def classify_plan(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
         if actions in (["delete", "create"], ["create", "delete"]):
             # A replacement is the emulator's doing only when every attribute forcing it is a gap.
             heads = {path[0] for path in change["change"].get("replace_paths") or [] if path}
-            found = {key: EMULATOR_GAPS.get((change["type"], key)) for key in heads}
+            known = {key: EMULATOR_GAPS.get((change["type"], key)) for key in heads}
             if heads and all(gap is not None and gap.applies(before.get(key), _known(after.get(key), unknown.get(key)))
-                             for key, gap in found.items()):
-                gaps.extend(f"{address}.{key} (forces replacement): {gap.reason}" for key, gap in sorted(found.items()))
+                             for key, gap in known.items()):
+                gaps.extend(f"{address}.{key} (forces replacement): {gap.reason}" for key, gap in sorted(known.items()))
+                found.gap_only.add(address)
+                found.gap_attributes.update((address, key) for key in heads)
             else:
                 diffs.append(f"{address}: {'/'.join(actions)} (forced by {', '.join(sorted(map(str, heads))) or 'unknown'})")
             continue
@@ -355,20 +402,43 @@ def classify_plan(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
         changed = sorted(k for k in set(before) | set(after) if not _same_where_known(before.get(k), after.get(k), unknown.get(k)))
         if not changed:
             pending = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-            consequences.append(f"{address}: values known only after apply ({', '.join(pending)}) follow from another change")
+            consequences.append((address, f"{address}: values known only after apply ({', '.join(pending)}) follow from another change"))
             continue
+        follow_ups.extend((address, change["type"], k) for k in set(before) | set(after)
+                       if k not in changed and before.get(k) != after.get(k))
+        real = False
         for key in changed:
             gap = EMULATOR_GAPS.get((change["type"], key))
             if gap is not None and gap.applies(before.get(key), _known(after.get(key), unknown.get(key))):
                 gaps.append(f"{address}.{key}: {gap.reason}")
+                found.gap_attributes.add((address, key))
             else:
+                real = True
                 diffs.append(f"{address}.{key}: {json.dumps(before.get(key))} -> {json.dumps(_known(after.get(key), unknown.get(key)))}")
+        if not real:
+            found.gap_only.add(address)
     for name, change in plan.get("output_changes", {}).items():
         if change.get("actions") not in (["no-op"], None):
             diffs.append(f"output {name}: {'/'.join(change['actions'])}")
     if consequences:
-        (gaps if gaps and not diffs else diffs).extend(consequences)
-    return diffs, gaps
+        if gaps and not diffs:
+            gaps.extend(line for _, line in consequences)
+            found.gap_only.update(address for address, _ in consequences)
+        else:
+            diffs.extend(line for _, line in consequences)
+    # A value known only after apply that follows from gap-only changes (an Auto Scaling group's launch
+    # template version, after moto's extra tag specification updates the template) is a gap too.
+    for address, type_, key in follow_ups:
+        source = FOLLOWS_FROM.get((type_, key))
+        if source and changed_by_type.get(source) and changed_by_type[source] <= found.gap_only:
+            found.gap_attributes.add((address, key))
+    return found
+
+
+def classify_plan(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(perpetual diffs, emulator gaps) in a ``terraform show -json`` plan (:func:`emulator_gaps`)."""
+    found = emulator_gaps(plan)
+    return found.diffs, found.gaps
 
 
 def plan_after_apply(ws: Workspace, emulator: emu.Emulator, stack: str) -> PlanResult:
@@ -439,6 +509,10 @@ class DeployReport:
     problems: list[recovery.Problem] = field(default_factory=list)
     #: Stacks asked for (``stacks=``) that the checkout does not synthesize (``missing_ok=True``).
     missing: list[str] = field(default_factory=list)
+    #: This deploy started the emulator (it was not running before).
+    started_emulator: bool = False
+    #: Exit status of a failed synthesis (2: the settings are rejected by the stacks).
+    synth_exit: int = 0
 
     @property
     def ok(self) -> bool:
@@ -450,11 +524,17 @@ def recovery_commands(ws: Workspace) -> recovery.Commands:
     return recovery.Commands("emulator", ws.dir)
 
 
-def check_before_deploy(ws: Workspace, emulator: emu.Emulator, region: str, stacks: list[str] | None) -> list[recovery.Problem]:
-    """Stale locks on the emulator's state and errored.tfstate files left by an earlier deploy.
+def errored_states(ws: Workspace, stacks: list[str] | None) -> list[recovery.Problem]:
+    """errored.tfstate files an earlier failed apply left in ``<dir>/cdktf.out``: the only record of
+    what it created, so they must be pushed before synthesis replaces that folder."""
+    commands = recovery_commands(ws)
+    return [recovery.errored_state_problem(errored.parent.name, errored.parent, errored, commands)
+            for errored in sorted(ws.outdir.glob(f"stacks/*/{recovery.ERRORED_STATE}"))
+            if not stacks or errored.parent.name in stacks]
 
-    Runs before synthesis: synthesis replaces ``<dir>/cdktf.out`` and with it any
-    ``errored.tfstate`` (the only record of what a failed apply created)."""
+
+def stale_locks(ws: Workspace, emulator: emu.Emulator, region: str, stacks: list[str] | None) -> list[recovery.Problem]:
+    """Stale locks (``.tflock`` objects) beside the stacks' state on the emulator."""
     commands = recovery_commands(ws)
     problems = []
     s3 = emulator.client("s3", region)
@@ -468,11 +548,12 @@ def check_before_deploy(ws: Workspace, emulator: emu.Emulator, region: str, stac
         lock = recovery.read_s3_lock(s3, STATE_BUCKET, obj["Key"])
         if lock is not None:
             problems.append(recovery.lock_problem(stack, ws.stack_dir(stack), lock, f"s3://{STATE_BUCKET}/{obj['Key']}", commands))
-    for errored in sorted(ws.outdir.glob(f"stacks/*/{recovery.ERRORED_STATE}")):
-        stack = errored.parent.name
-        if not stacks or stack in stacks:
-            problems.append(recovery.errored_state_problem(stack, errored.parent, errored, commands))
     return problems
+
+
+def check_before_deploy(ws: Workspace, emulator: emu.Emulator, region: str, stacks: list[str] | None) -> list[recovery.Problem]:
+    """Stale locks on the emulator's state and errored.tfstate files left by an earlier deploy."""
+    return stale_locks(ws, emulator, region, stacks) + errored_states(ws, stacks)
 
 
 def deploy_stack(ws: Workspace, emulator: emu.Emulator, stack: str, region: str, verify: bool = True) -> StackReport:
@@ -540,23 +621,26 @@ def deploy(workdir: Path = emu.DEFAULT_DIR, base_settings: Path | None = None, j
     ws = Workspace(workdir.resolve())
     started = time.monotonic()
     seconds: dict[str, float] = {}
-    emulator, fresh = emu.start(ws.dir)
-    say(f"emulator {'started' if fresh else 'reused'}: {emulator.endpoint} (pid {emulator.pid}; log {ws.dir / 'moto.log'})")
     data = write_settings(ws, base_settings)
     region = project_region(data)
+    # Synthesis before the emulator starts (a setting the stacks reject stops the run with nothing
+    # started), unless an errored.tfstate waits: synthesis would replace it.
+    synthesized = not errored_states(ws, stacks)
+    if synthesized:
+        t = time.monotonic()
+        synth = synthesize(ws, root)
+        seconds["synth"] = time.monotonic() - t
+        if synth.returncode != 0:
+            return DeployReport([], None, seconds, f"synth failed:\n{synth.stdout}{synth.stderr}", synth_exit=synth.returncode)
+    emulator, fresh = emu.start(ws.dir)
+    say(f"emulator {'started' if fresh else 'reused'}: {emulator.endpoint} (pid {emulator.pid}; log {ws.dir / 'moto.log'})")
     ensure_state_bucket(emulator, region)
     write_backend_config(ws, emulator)
     say(f"state bucket s3://{STATE_BUCKET} on the emulator; settings {ws.settings}")
 
     problems = check_before_deploy(ws, emulator, region, stacks)
-    if problems:
-        return DeployReport([], emulator, seconds, problems=problems)
-
-    t = time.monotonic()
-    synth = synthesize(ws, root)
-    seconds["synth"] = time.monotonic() - t
-    if synth.returncode != 0:
-        return DeployReport([], emulator, seconds, f"synth failed:\n{synth.stdout}{synth.stderr}")
+    if problems or not synthesized:
+        return DeployReport([], emulator, seconds, problems=problems, started_emulator=fresh)
     say(synth.stdout.rstrip())
 
     names = synthesized_stacks(ws)
@@ -564,14 +648,15 @@ def deploy(workdir: Path = emu.DEFAULT_DIR, base_settings: Path | None = None, j
     if stacks:
         missing = [name for name in stacks if name not in names]
         if missing and not missing_ok:
-            return DeployReport([], emulator, seconds, f"unknown stack(s): {', '.join(missing)} (synthesized: {', '.join(names)})")
+            return DeployReport([], emulator, seconds, f"unknown stack(s): {', '.join(missing)} (synthesized: {', '.join(names)})",
+                                started_emulator=fresh)
         names = [n for n in names if n in stacks]
     t = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         reports = list(pool.map(lambda name: deploy_stack(ws, emulator, name, region, verify), names))
     seconds["stacks"] = time.monotonic() - t
     seconds["total"] = time.monotonic() - started
-    return DeployReport(reports, emulator, seconds, missing=missing)
+    return DeployReport(reports, emulator, seconds, missing=missing, started_emulator=fresh)
 
 
 def summary(report: DeployReport) -> str:
@@ -694,7 +779,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--stack", action="append", help="deploy only this stack (repeatable; deploy only)")
     args = parser.parse_args(argv)
     if args.command == "deploy":
+        # The user's own file and the stack names, before the emulator starts or the generated copy is written.
+        try:
+            check_stacks(args.stack)
+            check_settings(args.settings)
+        except UserError as error:
+            return report_user_error("deploy-local", error, "nothing was started or applied")
         report = deploy(args.dir, args.settings, args.jobs, stacks=args.stack)
+        if report.error and not report.stacks:
+            # Stopped before applying anything (synth failed, unknown stack): no table; an emulator this
+            # command started is stopped again.
+            if report.started_emulator:
+                emu.stop(args.dir)
+            what = ("no emulator was started" if report.emulator is None else
+                    "the emulator it started was stopped" if report.started_emulator else "the emulator keeps running")
+            given = str(given_settings(args.settings))
+            error = report.error.replace(str(Workspace(args.dir.resolve()).settings), given).strip()
+            if report.synth_exit == 2:  # the stacks reject a combination of settings (main.py exits 2)
+                error = error.removeprefix("synth failed:").strip()
+                print(f"deploy-local: the stacks reject the settings in {given}; nothing was applied, {what}:", file=sys.stderr)
+            else:
+                print(f"deploy-local: applied nothing; {what}:", file=sys.stderr)
+            print("  " + error.replace("\n", "\n  "), file=sys.stderr)
+            return 2 if report.synth_exit == 2 else 1
         if report.problems:
             print("deploy-local STOPPED before applying anything:\n" + recovery.render(report.problems), file=sys.stderr)
             print("\ndeploy-local applied nothing. The emulator keeps running.")

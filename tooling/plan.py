@@ -4,9 +4,10 @@
     python -m tooling.plan --apply [--out plans]        # apply the saved plans (target aws only)
 
 ``--target emulator`` (the default; ``PLAN_TARGET=emulator``) needs no AWS account. It
-reuses the local emulator deploy (tooling/deploy_local.py): the emulator recorded in
-``.emulator/`` is started or reused, your settings get ``project.emulator = true`` and the S3
-backend on the emulator's state bucket, and every stack is planned against the state that
+reuses the local emulator deploy (tooling/deploy_local.py): your settings get
+``project.emulator = true`` and the S3 backend on the emulator's state bucket and are
+synthesized (before any emulator starts: a setting the stacks reject starts nothing), the
+emulator recorded in ``.emulator/`` is started or reused, and every stack is planned against the state that
 ``make deploy-local`` left there. So: ``make deploy-local``, change settings, ``make plan``
 shows what the change does. With nothing deployed, the plan creates everything. An emulator
 this command started is stopped again; one that was running keeps running.
@@ -15,10 +16,16 @@ this command started is stopped again; one that was running keeps running.
 settings file and the credentials of the environment (in CI: an OIDC role). It runs the
 preflight first (tooling/preflight.py, ``make preflight``: placeholder image, Lambda
 concurrency, EC2 and SageMaker quotas of the selected stacks); when something is short it
-prints one line per shortfall and exits 2 before anything is synthesized, planned or deleted
-(``--out`` keeps the previous run's files). ``--skip-preflight`` plans anyway (the summary
+prints one line per shortfall and exits 2 before anything is synthesized, planned or deleted. ``--skip-preflight`` plans anyway (the summary
 says so). Plans run with ``-lock=false``: a plan writes no state, and a review plan should
 neither wait for nor block an apply. ``--apply`` then applies exactly those saved plan files.
+
+Before anything starts, the ``--stack`` names and your settings file are checked: a problem is
+one line naming your file (as you gave it), the field, the rule and the value; exit 2. The
+new files are written to a staging folder beside ``--out`` and replace the previous run's only
+when every stack was planned and summarized (a stack whose ``terraform plan`` failed is part of
+a complete run: ``summary.md`` says so and ``--apply`` refuses it); if the run stops before that
+(bad settings, synth failure, Ctrl-C), ``--out`` keeps the previous run's files.
 
 Output in ``--out`` (default ``plans/``, gitignored), replaced on every run:
 
@@ -43,7 +50,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from app.config import PROJECT_ROOT, SETTINGS_ENV, settings_path
-from tooling.plan_summary import StackSummary, redact_plan, render_combined, render_stack, summarize
+from tooling.outputs import UserError, check_settings, check_stacks, publish, report_user_error, staging
+from tooling.plan_summary import StackSummary, mark_emulator_gaps, redact_plan, render_combined, render_stack, summarize
 from tooling.terraform import Run, cli_config_env, terraform
 
 TARGETS = ("emulator", "aws")
@@ -115,18 +123,14 @@ def write_combined(results: list[StackPlan], out: Path, note: str) -> str:
     return text
 
 
-def _fresh_out(out: Path) -> None:
-    """Remove what the previous run wrote (as its manifest lists), and nothing else."""
-    out.mkdir(parents=True, exist_ok=True)
+def _previous_outputs(out: Path) -> list[Path]:
+    """What the previous run wrote in ``out`` (as its manifest lists), and nothing else."""
     try:
         previous = json.loads((out / MANIFEST).read_text())["stacks"]
     except (OSError, ValueError, KeyError, TypeError):
         previous = []
-    for entry in previous:
-        for suffix in (".json", ".md", ".tfplan", ".plan.log"):
-            (out / f"{entry['stack']}{suffix}").unlink(missing_ok=True)
-    for name in ("summary.md", MANIFEST):
-        (out / name).unlink(missing_ok=True)
+    paths = [out / f"{entry['stack']}{suffix}" for entry in previous for suffix in (".json", ".md", ".tfplan", ".plan.log")]
+    return paths + [out / "summary.md", out / MANIFEST]
 
 
 def _synthesize(settings: Path, outdir: Path) -> subprocess.CompletedProcess:
@@ -150,16 +154,17 @@ def plan_on_emulator(out: Path, settings: Path | None, stacks: list[str] | None,
     from tooling import deploy_local as local
     from tooling import emulator as emu
 
+    # Synthesis first: a setting the stacks reject stops the run before an emulator starts.
+    ws = local.Workspace(emulator_dir.resolve() / "plan")
+    data = local.write_settings(ws, settings)
+    synth = local.synthesize(ws)
+    if synth.returncode != 0:
+        raise SystemExit(f"synth failed:\n{synth.stdout}{synth.stderr}")
+    names = _select(local.synthesized_stacks(ws), stacks)
     emulator, started = emu.start(emulator_dir)
     try:
-        ws = local.Workspace(emulator_dir.resolve() / "plan")
-        data = local.write_settings(ws, settings)
         local.ensure_state_bucket(emulator, local.project_region(data))
         local.write_backend_config(ws, emulator)
-        synth = local.synthesize(ws)
-        if synth.returncode != 0:
-            raise SystemExit(f"synth failed:\n{synth.stdout}{synth.stderr}")
-        names = _select(local.synthesized_stacks(ws), stacks)
         env = local.terraform_env(emulator)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             results = list(pool.map(lambda name: plan_stack(
@@ -185,18 +190,20 @@ def _gaps_section(lines: list[str]) -> str:
 
 
 def note_emulator_gaps(results: list[StackPlan], out: Path) -> bool:
-    """Find, per stack, the plan differences the emulator causes and append them to the
-    stack's ``.md``; ``write_combined`` lists them at the end of ``summary.md``."""
-    from tooling.deploy_local import classify_plan
+    """Find, per stack, the plan differences the emulator causes: mark them in the stack's summary
+    (its headline and counts then say what would happen on AWS), write the stack's ``.md`` again
+    with them listed at the end; ``write_combined`` lists them at the end of ``summary.md``."""
+    from tooling.deploy_local import emulator_gaps
 
     for result in results:
         if result.summary is None:
             continue
-        _, gaps = classify_plan(json.loads((out / f"{result.stack}.json").read_text()))
-        result.emulator_gaps = [f"- `{where}`:{why}" for where, _, why in (gap.partition(":") for gap in gaps)]
+        found = emulator_gaps(json.loads((out / f"{result.stack}.json").read_text()))
+        result.emulator_gaps = [f"- `{where}`:{why}" for where, _, why in (gap.partition(":") for gap in found.gaps)]
         if result.emulator_gaps:
-            with (out / f"{result.stack}.md").open("a") as md:
-                md.write(_gaps_section(result.emulator_gaps))
+            mark_emulator_gaps(result.summary, found.gap_only, found.gap_attributes)
+            (out / f"{result.stack}.md").write_text(render_stack(result.summary, heading="#")
+                                                    + _gaps_section(result.emulator_gaps))
     return any(r.emulator_gaps for r in results)
 
 
@@ -300,8 +307,14 @@ def main(argv: list[str]) -> int:
     if args.target not in TARGETS:
         parser.error(f"PLAN_TARGET must be one of {', '.join(TARGETS)} (given {args.target!r})")
     started = time.monotonic()
+    # Arguments and the user's own settings file first: nothing is started, synthesized or deleted before.
+    try:
+        check_stacks(args.stack)
+        check_settings(args.settings)
+    except UserError as error:
+        return report_user_error("make plan", error, f"nothing was planned or deleted ({out} is unchanged)")
     if args.target == "aws" and not args.skip_preflight:
-        # Before _fresh_out: a settings file that cannot apply must not cost the last reviewed plans.
+        # A settings file that cannot apply must not cost the last reviewed plans.
         from tooling import preflight
 
         code = preflight.run(args.settings, args.stack)
@@ -310,22 +323,24 @@ def main(argv: list[str]) -> int:
                   f"deleted ({out} is unchanged). Fix the lines above, or plan anyway with --skip-preflight.",
                   file=sys.stderr)
             return code
-    _fresh_out(out)
-    if args.target == "emulator":
-        from tooling import emulator as emu
+    with staging(out) as staged:
+        if args.target == "emulator":
+            from tooling import emulator as emu
 
-        results, note = plan_on_emulator(out, args.settings, args.stack, args.emulator_dir or emu.DEFAULT_DIR)
-    else:
-        results, note = plan_on_aws(out, args.settings, args.stack)
-        if args.skip_preflight:
-            note += (" **The preflight was skipped (`--skip-preflight`)**: quotas and the placeholder image were not "
-                     "checked; `make preflight` shows what the apply may hit.")
-    write_combined(results, out, note)
-    (out / MANIFEST).write_text(json.dumps({
-        "target": args.target,
-        "stacks": [{"stack": r.stack, "directory": str(r.directory), "error": r.error,
-                    "changes": bool(r.summary and r.summary.has_changes)} for r in results],
-    }, indent=1) + "\n")
+            results, note = plan_on_emulator(staged, args.settings, args.stack, args.emulator_dir or emu.DEFAULT_DIR)
+        else:
+            results, note = plan_on_aws(staged, args.settings, args.stack)
+            if args.skip_preflight:
+                note += (" **The preflight was skipped (`--skip-preflight`)**: quotas and the placeholder image were not "
+                         "checked; `make preflight` shows what the apply may hit.")
+        write_combined(results, staged, note)
+        (staged / MANIFEST).write_text(json.dumps({
+            "target": args.target,
+            "stacks": [{"stack": r.stack, "directory": str(r.directory), "error": r.error,
+                        "changes": bool(r.summary and r.summary.has_changes)} for r in results],
+        }, indent=1) + "\n")
+        # Complete: only now do the previous run's files go.
+        publish(staged, out, _previous_outputs(out))
     for r in results:
         if r.summary is not None:
             print(f"{r.stack}: {r.summary.counts()} ({r.seconds:.0f}s) -> {out / (r.stack + '.md')}")

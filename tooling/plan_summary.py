@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from tooling.runtime_effects import NONE, effect_of
+from tooling.runtime_effects import NONE, UPDATE_TRIGGERS, effect_of
 
 SENSITIVE = "(sensitive)"
 UNKNOWN = "(known after apply)"
@@ -224,6 +224,7 @@ class ScalingChange:
     words: str
     before: str
     after: str
+    path: Path_ = ()
 
     def sentence(self) -> str:
         noun = RESOURCE_NOUNS.get(self.type, self.type)
@@ -247,41 +248,105 @@ class StackSummary:
     errored: bool = False
     #: (address, interruption level, what happens) for running resources (tooling/runtime_effects.py).
     rollouts: list[tuple[str, str, str]] = field(default_factory=list)
+    #: Emulator plans (:func:`mark_emulator_gaps`): addresses whose whole change the emulator causes
+    #: (on AWS: no change), and (address, top-level attribute) differences it causes inside other changes.
+    gap_only: frozenset[str] = frozenset()
+    gap_attributes: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def real_changes(self) -> list[ResourceChange]:
+        """The changes a plan against AWS makes too: every change except the emulator gaps."""
+        return [c for c in self.changes if c.address not in self.gap_only]
+
+    @property
+    def gap_changes(self) -> list[ResourceChange]:
+        """Changes only the emulator causes (what moto reads back), not the configuration."""
+        return [c for c in self.changes if c.address in self.gap_only]
+
+    @property
+    def has_gaps(self) -> bool:
+        return bool(self.gap_only or self.gap_attributes)
+
+    def is_gap(self, address: str, attribute: str | int | None = None) -> bool:
+        return address in self.gap_only or (attribute is not None and (address, str(attribute)) in self.gap_attributes)
+
+    def is_gap_effect(self, address: str) -> bool:
+        """The runtime effect of ``address`` comes from emulator gaps only (the resource or the attributes that cause it)."""
+        if address in self.gap_only:
+            return True
+        type_ = next((c.type for c in self.changes if c.address == address), "")
+        triggers = [key for key in UPDATE_TRIGGERS.get(type_, ()) if self._changed_attribute(address, key)]
+        return bool(triggers) and all(self.is_gap(address, key) for key in triggers)
+
+    def _changed_attribute(self, address: str, key: str) -> bool:
+        change = next((c for c in self.changes if c.address == address), None)
+        return change is not None and any(a.path and str(a.path[0]) == key for a in change.attributes)
+
+    @property
+    def real_scaling(self) -> list[ScalingChange]:
+        return [s for s in self.scaling if not self.is_gap(s.address, s.path[0] if s.path else None)]
+
+    @property
+    def gap_scaling(self) -> list[ScalingChange]:
+        return [s for s in self.scaling if self.is_gap(s.address, s.path[0] if s.path else None)]
 
     @property
     def add(self) -> int:
-        return sum("create" in c.actions for c in self.changes)
+        return _count(self.real_changes, "add")
 
     @property
     def change(self) -> int:
-        return sum(c.actions == ("update",) for c in self.changes)
+        return _count(self.real_changes, "change")
 
     @property
     def destroy(self) -> int:
-        return sum("delete" in c.actions for c in self.changes)
+        return _count(self.real_changes, "destroy")
 
     @property
     def imports(self) -> int:
-        return sum(c.importing for c in self.changes)
+        return _count(self.real_changes, "import")
 
     @property
     def forget(self) -> int:
-        return sum("forget" in c.actions for c in self.changes)
+        return _count(self.real_changes, "forget")
 
     @property
     def destructive(self) -> list[ResourceChange]:
-        return [c for c in self.changes if c.destructive]
+        """Destroyed or replaced resources, emulator gaps left out (see :attr:`gap_changes`)."""
+        return [c for c in self.real_changes if c.destructive]
 
     def counts(self) -> str:
-        parts = [f"{self.imports} to import"] if self.imports else []
-        parts += [f"{self.add} to add", f"{self.change} to change", f"{self.destroy} to destroy"]
-        if self.forget:
-            parts.append(f"{self.forget} to forget")
-        return ", ".join(parts)
+        """``N to add, N to change, N to destroy`` of the real changes (emulator gaps: :meth:`gap_counts`)."""
+        return _counts(self.real_changes)
+
+    def gap_counts(self) -> str:
+        return _counts(self.gap_changes)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes or self.outputs)
+        return bool(self.real_changes or self.outputs)
+
+
+def _count(changes: Sequence[ResourceChange], kind: str) -> int:
+    test = {"add": lambda c: "create" in c.actions, "change": lambda c: c.actions == ("update",),
+            "destroy": lambda c: "delete" in c.actions, "import": lambda c: c.importing,
+            "forget": lambda c: "forget" in c.actions}[kind]
+    return sum(1 for c in changes if test(c))
+
+
+def _counts(changes: Sequence[ResourceChange]) -> str:
+    parts = [f"{_count(changes, 'import')} to import"] if _count(changes, "import") else []
+    parts += [f"{_count(changes, kind)} to {kind}" for kind in ("add", "change", "destroy")]
+    if _count(changes, "forget"):
+        parts.append(f"{_count(changes, 'forget')} to forget")
+    return ", ".join(parts)
+
+
+def mark_emulator_gaps(summary: StackSummary, gap_only: Iterable[str], gap_attributes: Iterable[tuple[str, str]]) -> None:
+    """Mark what the emulator causes (tooling/deploy_local.py ``emulator_gaps``): the headline and the
+    counts then say what would happen on AWS, and the gaps are listed as gaps, never hidden."""
+    summary.gap_only = frozenset(gap_only)
+    summary.gap_attributes = frozenset(gap_attributes)
 
 
 ACTION_WORDS: dict[tuple[str, ...], str] = {
@@ -460,7 +525,7 @@ def _scaling_changes(rc: dict[str, Any]) -> list[ScalingChange]:
         words = label.words
         if label in numbered:
             words += " #" + ".".join(str(p + 1) for p in _wild(label, path) if isinstance(p, int))
-        changes.append(ScalingChange(rc["address"], type_, words, old, after))
+        changes.append(ScalingChange(rc["address"], type_, words, old, after, path))
     return changes
 
 
@@ -529,7 +594,7 @@ def _code(text: str) -> str:
     return f"`{text}`" if "`" not in text else f"``{text}``"
 
 
-def _attribute_cell(change: ResourceChange) -> str:
+def _attribute_cell(change: ResourceChange, summary: StackSummary | None = None) -> str:
     if change.actions == ("create",):
         return "new" + (" (imported)" if change.importing else "")
     if change.actions == ("delete",):
@@ -539,6 +604,8 @@ def _attribute_cell(change: ResourceChange) -> str:
         line = f"{_code(attr.dotted or '(whole value)')}: {_shown(attr.before)} -> {_shown(attr.after)}"
         if attr.forces_replacement:
             line += " **(forces replacement)**"
+        if summary is not None and attr.path and summary.is_gap(change.address, attr.path[0]):
+            line += " (emulator gap)"
         parts.append(line)
     if len(change.attributes) > MAX_ATTRIBUTES:
         parts.append(f"... and {len(change.attributes) - MAX_ATTRIBUTES} more")
@@ -572,33 +639,61 @@ def _rollout_line(address: str, level: str, words: str, stack: str | None = None
     return f"- {where}{lead} ({level}): {words}"
 
 
+def _lead(summaries: Sequence[StackSummary], destructive: Sequence[tuple[str | None, ResourceChange]], gap_changes: int,
+          combined: bool = False) -> list[str]:
+    """The headline: what is destroyed or replaced (on AWS, when the plan has emulator gaps), and how
+    many more changes are emulator gaps."""
+    on_aws = " on AWS" if any(s.has_gaps for s in summaries) else ""
+    gaps = (f"{gap_changes} {'more ' if destructive else ''}change{'s are' if gap_changes != 1 else ' is an'} "
+            f"emulator gap{'s' if gap_changes != 1 else ''} (listed below), not yours.") if gap_changes else ""
+    lines: list[str] = []
+    if destructive:
+        lines.append(f"**{len(destructive)} resource{'s' if len(destructive) != 1 else ''} will be destroyed or replaced{on_aws}:**")
+        lines += [_destructive_line(c, stack) for stack, c in destructive]
+        lines.append("")
+        if gaps:
+            lines += [gaps, ""]
+    elif gaps:
+        lines += [f"Nothing is destroyed or replaced{on_aws}; {gaps}", ""]
+    elif combined and any(s.has_changes for s in summaries):
+        lines += ["Nothing is destroyed or replaced.", ""]
+    return lines
+
+
 def render_stack(summary: StackSummary, heading: str = "##") -> str:
     """One stack's summary as Markdown."""
     lines = [f"{heading} {summary.stack}", ""]
     if summary.errored:
         lines += ["**The plan did not complete (errored); what follows is partial.**", ""]
-    destructive = summary.destructive
-    if destructive:
-        lines.append(f"**{len(destructive)} resource{'s' if len(destructive) != 1 else ''} will be destroyed or replaced:**")
-        lines += [_destructive_line(c) for c in destructive]
-        lines.append("")
-    if summary.rollouts:
+    lines += _lead([summary], [(None, c) for c in summary.destructive], len(summary.gap_changes))
+    rollouts = [r for r in summary.rollouts if not summary.is_gap_effect(r[0])]
+    if rollouts:
         lines.append("**What running resources will do:**")
-        lines += [_rollout_line(*r) for r in summary.rollouts]
+        lines += [_rollout_line(*r) for r in rollouts]
         lines.append("")
     if not summary.has_changes:
-        lines += ["No changes. The infrastructure matches the configuration.", ""]
+        lines += ["No changes" + (" on AWS" if summary.has_gaps else "") + ". The infrastructure matches the configuration.", ""]
     else:
-        lines += [f"Plan: {summary.counts()}.", ""]
+        lines += [f"Plan: {summary.counts()}" + (" on AWS" if summary.has_gaps else "") + ".", ""]
+    if summary.gap_changes:
+        lines += [f"Emulator gaps (not yours): {summary.gap_counts()}.", ""]
     if summary.changes:
         lines += ["| address | type | action | changes (old -> new) |", "|---|---|---|---|"]
         for change in summary.changes:
-            action = f"**{change.action}**" if change.destructive else change.action
-            lines.append(f"| {_code(change.address)} | {change.type} | {action} | {_attribute_cell(change)} |")
+            if summary.is_gap(change.address):
+                action = f"{change.action} (emulator gap)"
+            else:
+                action = f"**{change.action}**" if change.destructive else change.action
+            lines.append(f"| {_code(change.address)} | {change.type} | {action} | {_attribute_cell(change, summary)} |")
         lines.append("")
-    if summary.scaling:
+    if summary.real_scaling:
         lines.append("**Scaling settings that change:**")
-        lines += [f"- {s.sentence()}" for s in summary.scaling]
+        lines += [f"- {s.sentence()}" for s in summary.real_scaling]
+        lines.append("")
+    gap_effects = [f"- {_code(r[0])}: {r[2]}" for r in summary.rollouts if summary.is_gap_effect(r[0])]
+    if summary.gap_scaling or gap_effects:
+        lines.append("Scaling values and effects that only the emulator shows (emulator gaps: what moto reads back, not your change):")
+        lines += [f"- {s.sentence()}" for s in summary.gap_scaling] + gap_effects
         lines.append("")
     if summary.outputs:
         lines.append("Outputs: " + "; ".join(f"{_code(n)}: {_shown(b)} -> {_shown(a)}" for n, b, a in summary.outputs))
@@ -616,23 +711,24 @@ def render_combined(summaries: Sequence[StackSummary], title: str = "Terraform p
     if note:
         lines += [note, ""]
     destructive = [(s.stack, c) for s in summaries for c in s.destructive]
-    if destructive:
-        lines.append(f"**{len(destructive)} resource{'s' if len(destructive) != 1 else ''} will be destroyed or replaced:**")
-        lines += [_destructive_line(c, stack) for stack, c in destructive]
-        lines.append("")
-    elif any(s.has_changes for s in summaries):
-        lines += ["Nothing is destroyed or replaced.", ""]
-    rollouts = [(s.stack, r) for s in summaries for r in s.rollouts]
+    gap_changes = [c for s in summaries for c in s.gap_changes]
+    lines += _lead(summaries, destructive, len(gap_changes), combined=True)
+    rollouts = [(s.stack, r) for s in summaries for r in s.rollouts if not s.is_gap_effect(r[0])]
     if rollouts:
         lines.append("**What running resources will do:**")
         lines += [_rollout_line(*r, stack=stack) for stack, r in rollouts]
         lines.append("")
-    total = StackSummary("total", [c for s in summaries for c in s.changes])
-    lines += [f"Plan: {total.counts()} in {len(summaries)} stack{'s' if len(summaries) != 1 else ''}.", ""]
-    lines += ["| stack | to add | to change | to destroy | scaling settings changed |", "|---|---:|---:|---:|---:|"]
+    gaps = any(s.has_gaps for s in summaries)
+    stacks = f"{len(summaries)} stack{'s' if len(summaries) != 1 else ''}"
+    lines += [f"Plan: {_counts([c for s in summaries for c in s.real_changes])} in {stacks}" + (" on AWS" if gaps else "") + ".", ""]
+    if gap_changes:
+        lines += [f"Emulator gaps (not yours): {_counts(gap_changes)}.", ""]
+    header = "| stack | to add | to change | to destroy | scaling settings changed |"
+    lines += [header + (" emulator gaps |" if gaps else ""), "|---|---:|---:|---:|---:|" + ("---:|" if gaps else "")]
     for s in summaries:
         flag = " (errored)" if s.errored else ""
-        lines.append(f"| {s.stack}{flag} | {s.add} | {s.change} | {s.destroy} | {len(s.scaling)} |")
+        row = f"| {s.stack}{flag} | {s.add} | {s.change} | {s.destroy} | {len(s.real_scaling)} |"
+        lines.append(row + (f" {len(s.gap_changes)} |" if gaps else ""))
     lines.append("")
     for s in summaries:
         lines.append(render_stack(s, heading="##"))

@@ -122,6 +122,14 @@ REPLACED_FIRST: dict[str, Effect] = {
 }
 
 
+#: The attributes whose update gives a resource type its runtime effect (the ``_*_update`` functions).
+UPDATE_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "aws_autoscaling_group": ("launch_template", "mixed_instances_policy"),
+    "aws_sagemaker_endpoint": ("endpoint_config_name",),
+    "aws_lambda_alias": ("function_version",),
+}
+
+
 def effect_of(change: dict[str, Any], type_: str) -> Effect | None:
     """The runtime effect of one ``resource_changes[].change`` of a resource of ``type_``, if any."""
     actions = change.get("actions") or []

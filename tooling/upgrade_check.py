@@ -35,7 +35,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -119,25 +118,19 @@ def _names(items: list[str]) -> str:
     return ", ".join(f"`{s}`" for s in items)
 
 
-_ADDRESS = re.compile(r"^(aws_[a-z0-9_]+\.[A-Za-z0-9_\-]+)")
-
-
 def gap_only(out: Path, results: list[StackPlan]) -> dict[str, tuple[list[str], list[str]]]:
     """Per stack: (replaced, updated) resources whose every difference is an emulator gap.
 
     Those rows are not part of the change (a plan against AWS does not show them); in an
     upgrade check they would otherwise read as if the change replaced running resources."""
-    from tooling.deploy_local import classify_plan
+    from tooling.deploy_local import emulator_gaps
 
     found = {}
     for result in results:
         if result.summary is None:
             continue
-        plan = json.loads((out / f"{result.stack}.json").read_text())
-        diffs, gaps = classify_plan(plan)
-        real = {m.group(1) for m in map(_ADDRESS.match, diffs) if m}
-        only = {m.group(1) for m in map(_ADDRESS.match, gaps) if m} - real
-        replaced = sorted(c.address for c in result.summary.destructive if c.address in only)
+        only = emulator_gaps(json.loads((out / f"{result.stack}.json").read_text())).gap_only
+        replaced = sorted(c.address for c in result.summary.changes if c.destructive and c.address in only)
         updated = sorted(a for a in only if a not in replaced)
         if replaced or updated:
             found[result.stack] = (replaced, updated)

@@ -8,7 +8,9 @@ Prints one Markdown table per stack (a row per trace) and writes ``<out>/summary
 ``<out>/<stack>/<trace>.png``. With ``--base REF``, also simulates the settings file as it was
 at that git ref and writes ``<out>/diff.md`` (metric base -> now, for the PR comment).
 Settings: ``$SCALING_PATTERNS_SETTINGS`` or settings.toml. Traces: ``traces/*.csv`` unless
-``--trace`` is given. Errors are one line each; exit status 2.
+``--trace`` is given. Errors are one line each; exit status 2, before anything is written. The
+new files replace the previous run's (summary.md, diff.md, every stack's PNGs) only once all of
+them are written (to a staging folder beside ``--out``); a failure leaves the previous ones.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from scaling_patterns.core.settings import SettingsError
 from scaling_patterns.registry import PATTERNS
 from scaling_patterns.simulation.scenario import SimulationError
 from scaling_patterns.simulation.traces import Trace, TraceError, read_trace
+from tooling.outputs import publish, staging
 from tooling.simulate.base import settings_at_ref
 from tooling.simulate.make_traces import EXAMPLE_SCALE
 from tooling.simulate.report import Options, diff_report, simulate_stacks, stack_markdown, summary_markdown, traces_markdown
@@ -95,6 +98,11 @@ def load_traces(files: Sequence[Path]) -> list[Trace]:
     return traces
 
 
+def previous_outputs(out: Path, stacks: Sequence[str]) -> list[Path]:
+    """What an earlier run wrote in ``out``: summary.md, diff.md and every stack's PNGs (a run replaces them all)."""
+    return [out / "summary.md", out / "diff.md"] + [png for name in stacks for png in sorted((out / name).glob("*.png"))]
+
+
 def _shown(path: Path) -> str:
     return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
 
@@ -134,19 +142,20 @@ def main(argv: Sequence[str]) -> int:
     print(traces_markdown(traces))
     for run in runs.values():
         print(stack_markdown(run))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.md").write_text(summary_markdown(runs, traces, source.name))
-    written = [args.out / "summary.md"]
-    if base is not None and base_config is not None:
-        note = "" if base.existed else f"`{base.path}` did not exist at `{args.base}`: compared with the defaults."
-        diff, _ = diff_report(args.base, base_config.stacks, config.stacks, runs, traces, options, note)
-        (args.out / "diff.md").write_text(diff)
-        written.append(args.out / "diff.md")
-        print(diff)
-    if not args.no_plots:
-        from tooling.simulate.plots import plot_all
+    # Everything goes to a staging folder beside --out first; the previous results are replaced only when
+    # the new ones are complete (a failed plot leaves them as they were).
+    with staging(args.out) as staged:
+        (staged / "summary.md").write_text(summary_markdown(runs, traces, source.name))
+        if base is not None and base_config is not None:
+            note = "" if base.existed else f"`{base.path}` did not exist at `{args.base}`: compared with the defaults."
+            diff, _ = diff_report(args.base, base_config.stacks, config.stacks, runs, traces, options, note)
+            (staged / "diff.md").write_text(diff)
+            print(diff)
+        if not args.no_plots:
+            from tooling.simulate.plots import plot_all
 
-        written += plot_all(runs, args.out)
+            plot_all(runs, staged)
+        written = publish(staged, args.out, previous_outputs(args.out, known))
     pngs = sum(1 for p in written if p.suffix == ".png")
     print(f"simulated {len(runs)} stacks x {len(traces)} traces in {time.monotonic() - started:.1f}s "
           f"(settings: {source.name}); wrote {_shown(args.out)}/summary.md"

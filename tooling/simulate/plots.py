@@ -1,6 +1,9 @@
 """One PNG per stack and trace: load, capacity, and backlog (or spillover) over time.
 
-The queue panel shows the jobs in flight (busy units) over the backlog; with a scenario
+The queue panel shows the jobs in flight (busy units) over the backlog and the wait; where the
+backlog outlasts the trace the wait is only a lower bound (report.py, ``>= ...`` in the
+tables): those minutes are a hatched band from the bound upward (the wait lies in it), never a
+line falling to 0, with an arrow labelled ``>= <largest bound>``. With a scenario
 comparison (queue-depth-scaling) the capacity panel also shows, dashed, the capacity the
 other policy asks for.
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tooling.simulate.report import StackRun, TraceRun, trace_label
+from tooling.simulate.report import StackRun, TraceRun, trace_label, wait_series
 
 
 def _pyplot():
@@ -24,6 +27,16 @@ def _pyplot():
 
 
 def plot_run(stack: StackRun, run: TraceRun, path: Path, compared: TraceRun | None = None) -> Path:
+    plt = _pyplot()
+    fig = figure(stack, run, compared)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def figure(stack: StackRun, run: TraceRun, compared: TraceRun | None = None):
+    """The chart of one stack and trace (a matplotlib Figure; the caller closes it)."""
     plt = _pyplot()
     import matplotlib.dates as mdates
     from matplotlib.ticker import MaxNLocator
@@ -63,7 +76,20 @@ def plot_run(stack: StackRun, run: TraceRun, path: Path, compared: TraceRun | No
         queue.step(times, [m.in_flight for m in rows], where="post", color="tab:blue", lw=0.8, label="in flight (busy units)")
         queue.set_ylabel("backlog")
         wait = queue.twinx()
-        wait.plot(times, [w / 60 for w in run.waits], lw=0.8, color="tab:red", label="wait (min)")
+        series = wait_series(run)
+        nan = float("nan")
+        wait.plot(times, [nan if w is None else w for w in series.exact], lw=0.8, color="tab:red", label="wait (min)")
+        if series.label_at is not None:
+            top = max(w for w in series.exact + series.lower_bound if w is not None) * 1.3
+            known = [w is not None for w in series.lower_bound]
+            wait.fill_between(times, [top if w is None else w for w in series.lower_bound], top, where=known, step="post",
+                              facecolor="none", edgecolor="tab:red", hatch="//", lw=0.0, gid="wait-lower-bound",
+                              label="wait >= (backlog outlasts the trace)")
+            wait.set_ylim(bottom=0, top=top)
+            at, level = times[series.label_at], series.lower_bound[series.label_at]
+            wait.annotate(series.label, xy=(at, level), xytext=(24, -30), textcoords="offset points", ha="left",
+                          color="tab:red", fontsize="small", gid="wait-lower-bound-label",
+                          arrowprops={"arrowstyle": "->", "color": "tab:red"})
         if scenario.latency_goal_seconds is not None:
             wait.axhline(scenario.latency_goal_seconds / 60, color="tab:red", ls=":", lw=0.8, label="latency goal")
         wait.set_ylabel("wait (min)")
@@ -71,11 +97,7 @@ def plot_run(stack: StackRun, run: TraceRun, path: Path, compared: TraceRun | No
     queue.legend(loc="upper left", fontsize="small")
     queue.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
     queue.set_xlabel("time (UTC)")
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def plot_all(runs: dict[str, StackRun], outdir: Path) -> list[Path]:

@@ -58,6 +58,8 @@ class TraceRun:
     timeline: Timeline
     waits: tuple[float, ...]  # seconds, per minute
     metrics: Metrics
+    #: Per minute: the wait is only a lower bound (its backlog is not worked off by the end of the trace).
+    wait_is_lower_bound: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ def queue_waits(backlog: Sequence[float], throughput: Sequence[float]) -> list[t
     return waits
 
 
-def measure(timeline: Timeline, latency_goal_seconds: float | None) -> tuple[Metrics, tuple[float, ...]]:
+def measure(timeline: Timeline, latency_goal_seconds: float | None) -> tuple[Metrics, list[tuple[float, bool]]]:
+    """The run's metrics, and (seconds, is_lower_bound) of each minute's wait (:func:`queue_waits`)."""
     rows = timeline.minutes
     waits = queue_waits([m.backlog for m in rows], [m.throughput for m in rows])
     peak_wait, censored = max(waits, key=lambda w: (w[0], w[1]), default=(0.0, False))
@@ -139,12 +142,34 @@ def measure(timeline: Timeline, latency_goal_seconds: float | None) -> tuple[Met
         peak_spillover=max((m.spillover for m in rows), default=0.0),
         backlog_at_end=rows[-1].backlog if rows else 0.0,
     )
-    return metrics, tuple(seconds for seconds, _ in waits)
+    return metrics, waits
 
 
 def _trace_run(scenario: Scenario, trace: Trace, timeline: Timeline) -> TraceRun:
     metrics, waits = measure(timeline, scenario.latency_goal_seconds)
-    return TraceRun(trace, timeline, waits, metrics)
+    return TraceRun(trace, timeline, tuple(seconds for seconds, _ in waits), metrics, tuple(bound for _, bound in waits))
+
+
+@dataclass(frozen=True)
+class WaitSeries:
+    """The wait panel of a chart, in minutes: ``exact`` where the wait is known (None elsewhere),
+    ``lower_bound`` where only a lower bound is (the backlog outlasts the trace; None elsewhere).
+    ``label`` (``>= 34 min``, as in the table) marks minute ``label_at``, the largest lower bound."""
+
+    exact: tuple[float | None, ...]
+    lower_bound: tuple[float | None, ...]
+    label_at: int | None = None
+    label: str = ""
+
+
+def wait_series(run: TraceRun) -> WaitSeries:
+    bounds = run.wait_is_lower_bound or (False,) * len(run.waits)
+    exact = tuple(None if bound else seconds / 60 for seconds, bound in zip(run.waits, bounds))
+    lower = tuple(seconds / 60 if bound else None for seconds, bound in zip(run.waits, bounds))
+    if not any(bounds):
+        return WaitSeries(exact, lower)
+    at = max((i for i, bound in enumerate(bounds) if bound), key=lambda i: run.waits[i])
+    return WaitSeries(exact, lower, at, ">= " + duration(run.waits[at]))
 
 
 def run_stack(scenario: Scenario, traces: Iterable[Trace], scale: float = 1.0) -> StackRun:
