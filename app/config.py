@@ -92,7 +92,10 @@ def settings_source(path: Path | str | None = None) -> tuple[Path, str]:
     named = os.environ.get(SETTINGS_ENV)
     if named:
         return Path(named).resolve(), named
-    return DEFAULT_SETTINGS_FILE, str(DEFAULT_SETTINGS_FILE)
+    try:  # the project's file, named as a person in the project folder would name it
+        return DEFAULT_SETTINGS_FILE, str(DEFAULT_SETTINGS_FILE.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return DEFAULT_SETTINGS_FILE, str(DEFAULT_SETTINGS_FILE)
 
 
 def read_settings_file(path: Path | str | None = None) -> dict[str, Any]:
@@ -113,7 +116,7 @@ def load_config(path: Path | str | None = None, data: dict[str, Any] | None = No
     """Validate every section of ``path`` (or of ``data``, read as if from ``path``); ``path``
     defaults to :func:`settings_source`. A file that cannot be read is one problem naming it."""
     raw = read_settings_file(path) if data is None else data
-    path = settings_source(path)[0]
+    path, shown = settings_source(path)
     known = {spec.name for spec in PATTERNS} | {"project"}
     problems: list[str] = []
     for section in raw:
@@ -135,6 +138,6 @@ def load_config(path: Path | str | None = None, data: dict[str, Any] | None = No
             problems.extend(exc.problems)
 
     if problems:
-        raise SettingsError([f"{path.name}: {line}" for line in problems])
+        raise SettingsError([f"{shown}: {line}" for line in problems])
     assert project is not None
     return ProjectConfig(source=path, project=project, stacks=stacks)

@@ -163,9 +163,10 @@ def test_bad_settings_exit_2_with_one_line_per_problem_and_write_nothing(tmp_pat
     assert "Traceback" not in proc.stderr
     lines = [line.strip() for line in proc.stderr.splitlines()]
     assert lines[0] == "Settings are not valid; nothing was written:"
-    assert "bad.toml: [project] region: must be an AWS region the provider knows, such as us-east-1 (docs/settings.md lists them) (given 'nowhere')" in lines
-    assert "bad.toml: [llm-request-scaling] memory_mb: Input should be greater than or equal to 128 (given -5)" in lines
-    assert any(line.startswith("bad.toml: [llm-request-scaling] bogus: unknown setting") for line in lines)
+    settings = tmp_path / "bad.toml"  # named by its full path (SCALING_PATTERNS_SETTINGS): the lines name it so
+    assert f"{settings}: [project] region: must be an AWS region the provider knows, such as us-east-1 (docs/settings.md lists them) (given 'nowhere')" in lines
+    assert f"{settings}: [llm-request-scaling] memory_mb: Input should be greater than or equal to 128 (given -5)" in lines
+    assert any(line.startswith(f"{settings}: [llm-request-scaling] bogus: unknown setting") for line in lines)
     assert not (tmp_path / "cdktf.out").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.toml"]
 

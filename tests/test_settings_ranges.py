@@ -235,8 +235,8 @@ def test_inf_from_a_toml_file_is_rejected(tmp_path):
     with pytest.raises(SettingsError) as caught:
         load_config(settings)
     assert caught.value.problems == [
-        "settings.toml: [llm-request-scaling] scaling.requests_per_instance_per_minute: Input should be a finite number (given inf)",
-        "settings.toml: [queue-depth-scaling] scaling.seconds_per_job: Input should be a finite number (given nan)",
+        f"{settings}: [llm-request-scaling] scaling.requests_per_instance_per_minute: Input should be a finite number (given inf)",
+        f"{settings}: [queue-depth-scaling] scaling.seconds_per_job: Input should be a finite number (given nan)",
     ]
 
 

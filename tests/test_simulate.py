@@ -371,7 +371,7 @@ def test_cli_base_writes_diff_md_and_rejects_base_settings_that_no_longer_valida
     assert cli.main(args) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == ["Settings are not valid; nothing was simulated:",
-                   "  at HEAD: settings.toml: [llm-request-scaling] memory_mb: Input should be greater than or equal to 128 (given 64)"]
+                   f"  at HEAD: {settings_file}: [llm-request-scaling] memory_mb: Input should be greater than or equal to 128 (given 64)"]
 
 
 def test_cli_bad_ref_is_one_clear_line(tmp_path, capsys):

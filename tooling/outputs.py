@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from app.config import DEFAULT_SETTINGS_FILE, SETTINGS_ENV, ProjectConfig, load_config
+from app.config import ProjectConfig, load_config, settings_source
 from scaling_patterns.core.settings import SettingsError
 from scaling_patterns.registry import PATTERNS
 
@@ -27,29 +27,17 @@ class UserError(Exception):
         self.lines = lines
 
 
-def given_settings(settings: Path | None) -> Path:
+def given_settings(settings: Path | None) -> str:
     """The settings file as the user named it: ``--settings``, ``$SCALING_PATTERNS_SETTINGS`` or settings.toml."""
-    if settings is not None:
-        return settings
-    if os.environ.get(SETTINGS_ENV):
-        return Path(os.environ[SETTINGS_ENV])
-    default = Path(DEFAULT_SETTINGS_FILE).resolve()
-    try:
-        return default.relative_to(Path.cwd().resolve())
-    except ValueError:
-        return default
+    return settings_source(settings)[1]
 
 
 def check_settings(settings: Path | None) -> ProjectConfig:
     """The user's settings file validated; its problems (``UserError``) name it as the user gave it."""
-    given = given_settings(settings)
-    path = given.resolve()
     try:
-        return load_config(path)
+        return load_config(settings)
     except SettingsError as exc:
-        lines = [f"{given}: {line[len(path.name) + 2:]}" if line.startswith(f"{path.name}: ") else line
-                 for line in exc.problems]
-        raise UserError(lines) from None
+        raise UserError(exc.problems) from None
 
 
 def check_stacks(stacks: Iterable[str] | None, option: str = "--stack") -> list[str]:

@@ -113,7 +113,7 @@ def main(argv: Sequence[str]) -> int:
     source = settings_path()
     known = [spec.name for spec in PATTERNS]
     try:
-        config = load_config(source)
+        config = load_config()  # errors name the file as the user gave it
         names = args.stack or known
         unknown = [n for n in names if n not in known]
         if unknown:
@@ -126,7 +126,7 @@ def main(argv: Sequence[str]) -> int:
         base_config = None
         if base is not None:
             try:
-                base_config = load_config(source, data=base.data)
+                base_config = load_config(data=base.data)
             except SettingsError as exc:
                 raise SettingsError([f"at {args.base}: {line}" for line in exc.problems]) from None
         runs = simulate_stacks(config.stacks, names, traces, options)
