@@ -177,6 +177,12 @@ def emulator_dir(tmp_path_factory):
 
 @pytest.mark.emulator
 def test_emulator_env_prints_only_shell_lines_for_the_emulator(emulator_dir):
+    printed = subprocess.run(["make", "-s", "emulator-env", f"EMULATOR_DIR={emulator_dir}"], cwd=PROJECT_ROOT,
+                             env=user_env(AWS_PROFILE="someone-real"), capture_output=True, text=True, timeout=300)
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    lines = printed.stdout.splitlines()
+    assert lines and all(re.match(r"(# |unset |export [A-Za-z_][A-Za-z0-9_]*=)", line) for line in lines), lines
+    assert any(line.startswith("unset ") and "AWS_PROFILE" in line.split() for line in lines), lines
     run = in_emulator_shell(emulator_dir, 'env | grep -E "^(AWS_|CDKTF_|SCALING_|TF_)" | sort')
     assert run.returncode == 0, run.stderr[-3000:]
     env = dict(line.split("=", 1) for line in run.stdout.splitlines())
@@ -192,38 +198,34 @@ def test_emulator_env_prints_only_shell_lines_for_the_emulator(emulator_dir):
     assert env["TF_CLI_ARGS_init"].startswith("-backend-config=")
 
 
-def _lambda(emulator_dir: Path):
+@pytest.mark.emulator
+def test_npx_cdktf_diff_deploy_destroy_on_the_emulator(emulator_dir):
+    """diff synthesizes (as a user's first command does); deploy and destroy reuse that synth
+    (``--skip-synth``: the same folder, 2 x ~10 s less) and run init, plan and apply as usual."""
+    clean = lambda run: ANSI.sub("", run.stdout + run.stderr)  # noqa: E731
+    marker = "=== deploy ==="
+    run = in_emulator_shell(emulator_dir, f"npx cdktf diff {STACK}\necho '{marker}'\n"
+                                          f"npx cdktf deploy {STACK} --auto-approve --skip-synth")
+    diff, _, deploy = clean(run).partition(marker)
+    assert run.returncode == 0, clean(run)[-4000:]
+    assert re.search(r"Plan: \d+ to add, 0 to change, 0 to destroy", diff), diff[-4000:]
+    assert "Could not retrieve providers" not in diff and not EOL.search(diff)
+    assert "Apply complete!" in deploy, deploy[-4000:]
+
     from tooling import emulator as emu
 
     emulator = emu.load(emulator_dir)
     assert emulator is not None, "the emulator stopped"
-    return emulator.client("lambda")
-
-
-@pytest.mark.emulator
-def test_npx_cdktf_diff_deploy_destroy_on_the_emulator(emulator_dir):
-    clean = lambda run: ANSI.sub("", run.stdout + run.stderr)  # noqa: E731
-
-    diff = in_emulator_shell(emulator_dir, f"npx cdktf diff {STACK}")
-    assert diff.returncode == 0, clean(diff)[-4000:]
-    assert re.search(r"Plan: \d+ to add, 0 to change, 0 to destroy", clean(diff)), clean(diff)[-4000:]
-    assert "providers lock" not in clean(diff) and not EOL.search(clean(diff))
-
-    deploy = in_emulator_shell(emulator_dir, f"npx cdktf deploy {STACK} --auto-approve")
-    assert deploy.returncode == 0, clean(deploy)[-4000:]
-    lam = _lambda(emulator_dir)
-    function = lam.get_function(FunctionName="aiscale-pred-inference")["Configuration"]
-    assert function["FunctionName"] == "aiscale-pred-inference"
+    lam = emulator.client("lambda")
+    assert lam.get_function(FunctionName="aiscale-pred-inference")["Configuration"]["FunctionName"] == "aiscale-pred-inference"
     assert lam.get_alias(FunctionName="aiscale-pred-inference", Name="live")["Name"] == "live"
-    from tooling import emulator as emu
-
-    s3 = emu.load(emulator_dir).client("s3")  # the state is in the emulator's bucket, as deploy-local's
+    s3 = emulator.client("s3")  # the state is in the emulator's bucket, where deploy-local keeps it
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="scaling-patterns-local-state").get("Contents", [])]
     assert f"scaling-patterns/{STACK}.tfstate" in keys
 
-    destroy = in_emulator_shell(emulator_dir, f"npx cdktf destroy {STACK} --auto-approve")
+    destroy = in_emulator_shell(emulator_dir, f"npx cdktf destroy {STACK} --auto-approve --skip-synth")
     assert destroy.returncode == 0, clean(destroy)[-4000:]
-    names = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
-    assert "aiscale-pred-inference" not in names
+    assert "Destroy complete!" in clean(destroy)
+    assert "aiscale-pred-inference" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.get_alias(FunctionName="aiscale-pred-inference", Name="live")
