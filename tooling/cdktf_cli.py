@@ -103,6 +103,10 @@ def emulator_exports(emulator_dir: Path, base_settings: Path | None = None, envi
     from tooling import emulator as emu
 
     environ = dict(os.environ if environ is None else environ)
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        # This process talks to the emulator only; boto3 would load e.g. AWS_PROFILE (and fail on a profile
+        # this machine lacks) even beside the explicit fake credentials.
+        del os.environ[key]
     emulator, started = emu.start(emulator_dir)
     ws = local.Workspace(emulator_dir.resolve() / "cdktf")
     data = local.write_settings(ws, base_settings)
