@@ -38,7 +38,7 @@ def user_env(**extra: str) -> dict[str, str]:
     """A user's shell: no parent make, node_modules/.bin not on PATH, no JSII_NODE, no emulator variables."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "JSII_NODE", "CDKTF_OUTDIR", "SCALING_PATTERNS_SETTINGS")
-           and not k.startswith(("AWS_ENDPOINT", "PYTEST", "TF_CLI_ARGS"))}
+           and not k.startswith(("AWS_ENDPOINT", "PYTEST", "TF_CLI_ARGS", "JSII_SILENCE"))}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != NODE_BIN)
     env.update(extra)
     return env
@@ -74,6 +74,7 @@ def test_cdktf_json_runs_the_project_virtualenv_not_pipenv():
 def test_the_makefile_no_longer_silences_the_node_end_of_life_warning():
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     assert "JSII_SILENCE_WARNING" not in makefile
+    assert "JSII_SILENCE_WARNING" not in (PROJECT_ROOT / "tests" / "conftest.py").read_text()
     assert "node_modules/.bin:$(PATH)" in makefile
 
 
