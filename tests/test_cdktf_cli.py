@@ -167,6 +167,22 @@ def in_emulator_shell(emulator_dir: Path, command: str, timeout: float = 900) ->
                           timeout=timeout)
 
 
+def test_emulator_env_with_bad_settings_names_the_users_file_and_starts_nothing(tmp_path):
+    bad = tmp_path / "my-settings.toml"
+    bad.write_text('[project]\nregion = 5\n\n[predictive-lambda-scaling]\nno_such_field = 1\n')
+    emulator_dir = tmp_path / "emulator"
+    run = subprocess.run(["make", "-s", "emulator-env", f"EMULATOR_DIR={emulator_dir}"], cwd=PROJECT_ROOT,
+                         env=user_env(SCALING_PATTERNS_SETTINGS=str(bad)), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert run.stdout == "", "nothing for eval to run"
+    problems = [line.strip() for line in run.stderr.splitlines() if line.startswith("  ")]
+    assert len(problems) == 2, run.stderr
+    assert problems[0].startswith("my-settings.toml: [project] region:") and "(given 5)" in problems[0]
+    assert problems[1].startswith("my-settings.toml: [predictive-lambda-scaling] no_such_field:")
+    assert "Traceback" not in run.stderr
+    assert not emulator_dir.exists(), "no emulator started, nothing written"
+
+
 @pytest.fixture(scope="module")
 def emulator_dir(tmp_path_factory):
     from tooling import emulator as emu

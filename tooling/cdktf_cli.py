@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.config import PROJECT_ROOT, SETTINGS_ENV
+from app.config import PROJECT_ROOT, SETTINGS_ENV, load_config, settings_path
 from scaling_patterns.core.versions import AWS_PROVIDER_VERSION
 from tooling.terraform import _os_arch, cli_config_env, find_provider_mirror, terraform
 
@@ -98,11 +98,16 @@ def app(argv: list[str]) -> int:
 
 def emulator_exports(emulator_dir: Path, base_settings: Path | None = None, environ: dict[str, str] | None = None,
                      ) -> tuple[list[str], bool]:
-    """Start or reuse the emulator in ``emulator_dir``; (shell lines to eval, started now)."""
+    """Start or reuse the emulator in ``emulator_dir``; (shell lines to eval, started now).
+
+    The settings file is validated first (SettingsError names it, the user's file, not the copy):
+    nothing is started or written for bad settings."""
     from tooling import deploy_local as local
     from tooling import emulator as emu
 
     environ = dict(os.environ if environ is None else environ)
+    base_settings = base_settings or settings_path()
+    load_config(base_settings)
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         # This process talks to the emulator only; boto3 would load e.g. AWS_PROFILE (and fail on a profile
         # this machine lacks) even beside the explicit fake credentials.
@@ -145,8 +150,14 @@ def main(argv: list[str]) -> int:
 
     emulator_dir = args.dir or emu.DEFAULT_DIR
     if args.command == "emulator-env":
+        from scaling_patterns.core.settings import SettingsError
+
         try:
             lines, started = emulator_exports(emulator_dir)
+        except SettingsError as exc:
+            print("Settings are not valid; nothing was started or written:", file=sys.stderr)
+            print("\n".join(f"  {line}" for line in exc.problems), file=sys.stderr)
+            return 2
         except RuntimeError as exc:
             print(f"emulator-env: {exc}", file=sys.stderr)
             return 1
