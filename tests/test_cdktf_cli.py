@@ -171,8 +171,13 @@ def test_emulator_env_with_bad_settings_names_the_users_file_and_starts_nothing(
     bad = tmp_path / "my-settings.toml"
     bad.write_text('[project]\nregion = 5\n\n[predictive-lambda-scaling]\nno_such_field = 1\n')
     emulator_dir = tmp_path / "emulator"
-    run = subprocess.run(["make", "-s", "emulator-env", f"EMULATOR_DIR={emulator_dir}"], cwd=PROJECT_ROOT,
-                         env=user_env(SCALING_PATTERNS_SETTINGS=str(bad)), capture_output=True, text=True, timeout=300)
+    try:
+        run = subprocess.run(["make", "-s", "emulator-env", f"EMULATOR_DIR={emulator_dir}"], cwd=PROJECT_ROOT,
+                             env=user_env(SCALING_PATTERNS_SETTINGS=str(bad)), capture_output=True, text=True, timeout=300)
+    finally:
+        from tooling import emulator as emu
+
+        emu.stop(emulator_dir)  # should there be one (the bug this catches)
     assert run.returncode == 2, run.stderr
     assert run.stdout == "", "nothing for eval to run"
     problems = [line.strip() for line in run.stderr.splitlines() if line.startswith("  ")]
