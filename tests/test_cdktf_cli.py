@@ -35,11 +35,14 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def user_env(**extra: str) -> dict[str, str]:
-    """A user's shell: no parent make, node_modules/.bin not on PATH, no JSII_NODE, no emulator variables."""
+    """A user's shell: no parent make or `pipenv run` (the suite runs under both), neither node_modules/.bin
+    nor .venv/bin on PATH, no JSII_NODE, no emulator variables."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "JSII_NODE", "CDKTF_OUTDIR", "SCALING_PATTERNS_SETTINGS")
+           if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "JSII_NODE", "CDKTF_OUTDIR", "SCALING_PATTERNS_SETTINGS",
+                        "VIRTUAL_ENV", "PIPENV_ACTIVE")
            and not k.startswith(("AWS_ENDPOINT", "PYTEST", "TF_CLI_ARGS", "JSII_SILENCE"))}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != NODE_BIN)
+    ours = {NODE_BIN, PROJECT_ROOT / ".venv" / "bin"}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if Path(p) not in ours)
     env.update(extra)
     return env
 
