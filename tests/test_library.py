@@ -213,8 +213,7 @@ def test_importing_the_library_changes_nothing_for_the_host_app():
 @pytest.mark.slow
 def test_the_host_apps_own_provider_imports_work_after_a_construct_is_imported():
     """The library does not register the provider package lazily (the app's own process may)."""
-    code = ("import os\nos.environ['JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION'] = '20'\n"
-            "from scaling_patterns import SqsToSagemakerEndpoint\n"
+    code = ("from scaling_patterns import SqsToSagemakerEndpoint\n"
             "import cdktf_cdktf_provider_aws as aws\n"
             "from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket\n"
             "print(aws.sqs_queue.SqsQueue.__name__, S3Bucket.__name__)\n")

@@ -77,8 +77,8 @@ def test_each_example_synthesizes_and_validates_from_the_installed_package(insta
     from tooling.terraform import validate_stacks
 
     outdir = tmp_path / "cdktf.out"
-    env = {"PATH": "/usr/bin:/bin", "CDKTF_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-           "HOME": str(tmp_path)}
+    # The user's own app on the Node the project pins (node_modules/.bin), not the machine's end-of-life one.
+    env = {"PATH": f"{PROJECT_ROOT / 'node_modules' / '.bin'}:/usr/bin:/bin", "CDKTF_OUTDIR": str(outdir), "HOME": str(tmp_path)}
     run = subprocess.run([str(installed), "main.py"], cwd=example, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     stacks = sorted(p for p in (outdir / "stacks").iterdir() if (p / "cdk.tf.json").is_file())

@@ -101,7 +101,10 @@ def test_pull_requests_run_the_tests_synth_and_plan_in_order(pr):
     assert order == sorted(order), commands
     assert uses(job, "hashicorp/setup-terraform")[0]["with"] == {"terraform_version": "~1.11.0", "terraform_wrapper": False}
     assert uses(job, "actions/setup-python")[0]["with"]["python-version"] == "3.11"
-    assert uses(job, "actions/setup-node")[0]["with"]["node-version"] == "20"
+    # The Node LTS package.json pins (make install puts it first on PATH); the runner's only runs the first npm ci.
+    pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]["node"]
+    assert uses(job, "actions/setup-node")[0]["with"]["node-version"] == pinned.split(".")[0]
+    assert "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION" not in pr.get("env", {})
 
 
 def test_pull_requests_plan_on_the_emulator_unless_a_plan_role_is_configured(pr):

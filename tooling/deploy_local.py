@@ -283,8 +283,7 @@ def synthesize(ws: Workspace, root: Path = PROJECT_ROOT) -> subprocess.Completed
     code); the current interpreter runs it, with that checkout's library (``<root>/modules``)
     ahead of the one installed in the virtualenv."""
     env = dict(os.environ, **{
-        SETTINGS_ENV: str(ws.settings), "CDKTF_OUTDIR": str(ws.outdir),
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
+        SETTINGS_ENV: str(ws.settings), "CDKTF_OUTDIR": str(ws.outdir)})
     if (root / "modules" / "scaling_patterns").is_dir():
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root / "modules"), env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "main.py"], cwd=root, env=env, capture_output=True, text=True, timeout=600)

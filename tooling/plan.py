@@ -134,8 +134,7 @@ def _previous_outputs(out: Path) -> list[Path]:
 
 
 def _synthesize(settings: Path, outdir: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, **{SETTINGS_ENV: str(settings), "CDKTF_OUTDIR": str(outdir),
-                              "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
+    env = dict(os.environ, **{SETTINGS_ENV: str(settings), "CDKTF_OUTDIR": str(outdir)})
     return subprocess.run([sys.executable, "main.py"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
