@@ -379,3 +379,14 @@ def test_destroy_local_leaves_nothing_behind_and_twice_is_safe(first_deploy, wor
     again = _deploy_local("destroy", "--dir", str(workdir))
     assert again.returncode == 0
     assert "nothing is deployed" in again.stdout
+
+
+def test_an_emulator_client_ignores_the_callers_aws_profile(monkeypatch, tmp_path):
+    """A profile this machine lacks (AWS_PROFILE from the user's shell) must not stop the emulator's
+    clients: they use explicit fake credentials and the emulator's endpoint, nothing of the profile."""
+    from tooling import emulator as emu
+
+    monkeypatch.setenv("AWS_PROFILE", "a-profile-this-machine-lacks")
+    client = emu.Emulator(pid=0, port=1, workdir=tmp_path).client("sqs")
+    assert client.meta.endpoint_url == "http://127.0.0.1:1"
+    assert client._request_signer._credentials.access_key == emu.FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]

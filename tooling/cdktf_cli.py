@@ -106,8 +106,8 @@ def emulator_exports(emulator_dir: Path, base_settings: Path | None = None, envi
     from tooling import emulator as emu
 
     environ = dict(os.environ if environ is None else environ)
+    load_config(base_settings)  # errors name the file as the user gave it
     base_settings = base_settings or settings_path()
-    load_config(base_settings)
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         # This process talks to the emulator only; boto3 would load e.g. AWS_PROFILE (and fail on a profile
         # this machine lacks) even beside the explicit fake credentials.

@@ -55,14 +55,19 @@ class Emulator:
         return aws_env(self.endpoint, self.workdir, base, guard)
 
     def client(self, service: str, region: str = REGION):
-        """A boto3 client for ``service`` on the emulator (explicit endpoint and fake credentials)."""
-        import boto3
+        """A boto3 client for ``service`` on the emulator (explicit endpoint and fake credentials).
 
+        The caller's ``AWS_PROFILE`` is ignored: a profile this machine lacks must not stop a
+        client that uses none of it."""
+        import boto3
+        import botocore.session
+
+        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})  # not read from AWS_PROFILE
         return boto3.session.Session(
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-            region_name=region,
+            region_name=region, botocore_session=core,
         ).client(service, endpoint_url=self.endpoint)
 
 
