@@ -185,8 +185,8 @@ def test_emulator_env_with_bad_settings_names_the_users_file_and_starts_nothing(
     assert run.stdout == "", "nothing for eval to run"
     problems = [line.strip() for line in run.stderr.splitlines() if line.startswith("  ")]
     assert len(problems) == 2, run.stderr
-    assert problems[0].startswith("my-settings.toml: [project] region:") and "(given 5)" in problems[0]
-    assert problems[1].startswith("my-settings.toml: [predictive-lambda-scaling] no_such_field:")
+    assert problems[0].startswith(f"{bad}: [project] region:") and "(given 5)" in problems[0]
+    assert problems[1].startswith(f"{bad}: [predictive-lambda-scaling] no_such_field:")
     assert "Traceback" not in run.stderr
     assert not emulator_dir.exists(), "no emulator started, nothing written"
 
