@@ -58,11 +58,12 @@ synth: install ## synthesize every stack into cdktf.out/ (one process) and print
 validate: synth ## terraform init -backend=false + validate for each stack (offline via a local provider mirror if present)
 	$(RUN) python -m tooling.validate
 
-# Tests that need no emulator run on two workers (whole files per worker: module fixtures stay
-# in one process); the emulator deploys run after them, one at a time.
+# Two workers, whole files per worker (module fixtures stay in one process). The emulator deploys
+# run after the rest, also on two workers: each test starts its own emulator on a free port, and
+# an apply mostly waits (the AWS provider polls SQS attributes for ~25 s per queue; ~30% of a core).
 test: install ## the whole test suite, emulator deploys included (what CI runs)
 	$(RUN) python -m pytest -n 2 --dist loadfile -m "not emulator"
-	$(RUN) python -m pytest -m emulator
+	$(RUN) python -m pytest -n 2 --dist loadfile -m emulator
 
 unit: install ## the test suite without the emulator deploys and slow integration checks (tests marked `emulator` or `slow`)
 	$(RUN) python -m pytest -n 2 --dist loadfile -m "not emulator and not slow"

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from app.config import STACK_TAG_KEYS, ProjectSettings, load_config
-from scaling_patterns.core.settings import AWS_REGIONS, MAX_TAGS_PER_RESOURCE, Settings, SettingsError
+from scaling_patterns.core.settings import AWS_REGIONS, MAX_TAGS_PER_RESOURCE, Settings, SettingsError, numeric_bounds
 from scaling_patterns.registry import PATTERNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,20 +94,8 @@ def _visit(section: str, annotation: Any, meta: list[Any], steps: tuple, extra: 
     if origin is dict:
         return []  # tables of strings (tags, environment): checked by their own tests
     if base in (int, float):
-        low = high = None
-        low_open = high_open = False
-        choices = None
-        for item in meta:
-            if getattr(item, "ge", None) is not None:
-                low = item.ge
-            if getattr(item, "gt", None) is not None:
-                low, low_open = item.gt, True
-            if getattr(item, "le", None) is not None:
-                high = item.le
-            if getattr(item, "lt", None) is not None:
-                high, high_open = item.lt, True
-            if getattr(getattr(item, "func", None), "choices", None):
-                choices = tuple(item.func.choices)
+        low, high, low_open, high_open = numeric_bounds(meta)
+        choices = next((tuple(item.func.choices) for item in meta if getattr(getattr(item, "func", None), "choices", None)), None)
         return [NumericField(section, steps, base, low, high, low_open, high_open, choices)]
     return []
 

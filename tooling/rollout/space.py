@@ -35,7 +35,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from app.config import ProjectSettings
-from scaling_patterns.core.settings import LOG_RETENTION_DAYS, Settings
+from scaling_patterns.core.settings import LOG_RETENTION_DAYS, Settings, numeric_bounds
 
 #: Settings that tooling sets, not users: never varied.
 SKIPPED = {("project", "emulator")}
@@ -151,21 +151,6 @@ def _tag(model: type[BaseModel]) -> str | None:
     return None
 
 
-def _bounds(metadata: list[Any]) -> tuple[float | None, float | None, bool, bool]:
-    low = high = None
-    low_open = high_open = False
-    for item in metadata:
-        if getattr(item, "ge", None) is not None:
-            low = item.ge
-        if getattr(item, "gt", None) is not None:
-            low, low_open = item.gt, True
-        if getattr(item, "le", None) is not None:
-            high = item.le
-        if getattr(item, "lt", None) is not None:
-            high, high_open = item.lt, True
-    return low, high, low_open, high_open
-
-
 def _inside(value: float, low: float | None, high: float | None, low_open: bool, high_open: bool) -> bool:
     if low is not None and (value < low or (low_open and value == low)):
         return False
@@ -192,7 +177,7 @@ def candidates(field_info: FieldInfo, annotation: Any, current: Any) -> list[Any
             out = [d for d in LOG_RETENTION_DAYS if current is None or d > current][:1] + \
                   [d for d in reversed(LOG_RETENTION_DAYS) if current is not None and d < current][:1]
         else:
-            low, high, low_open, high_open = _bounds(metadata)
+            low, high, low_open, high_open = numeric_bounds(metadata)
             base = current if current is not None else (low if low is not None else 1)
             step = 1 if scalar is int else max(abs(base) * 0.25, 0.1)
             raw = [base + step, base - step, base * 2, base / 2 if scalar is float else base // 2, low, high]
@@ -213,7 +198,7 @@ def candidates(field_info: FieldInfo, annotation: Any, current: Any) -> list[Any
         if not out and typing.get_origin(item_bare) is Literal:
             out = [list(current or []) + [v] for v in typing.get_args(item_bare) if v not in (current or [])][:1]
         if not out and item_bare is int:
-            low, high, low_open, high_open = _bounds(_strip(item)[1])
+            low, high, low_open, high_open = numeric_bounds(_strip(item)[1])
             for value in sorted({*(v + 1 for v in current or []), *(v - 1 for v in current or []), *(low, high)} - {None}):
                 if value not in (current or []) and _inside(value, low, high, low_open, high_open):
                     out = [sorted([*(current or []), value])]

@@ -231,6 +231,22 @@ SecurityGroupId = Annotated[str, _regex(r"sg-[0-9a-f]{8}([0-9a-f]{9})?", "must b
                                         "sg-0123456789abcdef0", "sg-0fedcba9876543210")]
 
 
+def numeric_bounds(metadata: list[Any]) -> tuple[float | None, float | None, bool, bool]:
+    """``(low, high, low_open, high_open)`` of a numeric field from its pydantic metadata (``ge``/``gt``/``le``/``lt``)."""
+    low = high = None
+    low_open = high_open = False
+    for item in metadata:
+        if getattr(item, "ge", None) is not None:
+            low = item.ge
+        if getattr(item, "gt", None) is not None:
+            low, low_open = item.gt, True
+        if getattr(item, "le", None) is not None:
+            high = item.le
+        if getattr(item, "lt", None) is not None:
+            high, high_open = item.lt, True
+    return low, high, low_open, high_open
+
+
 # ---------------------------------------------------------------------------------------
 # Tags (AWS tagging rules, the same for every service the stacks tag)
 # ---------------------------------------------------------------------------------------
