@@ -35,14 +35,10 @@ Policies (each a small stateful object; ``decide(minute) -> desired capacity``)
 from __future__ import annotations
 
 import bisect
-import importlib.util
 import math
-import sys
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from types import ModuleType
+from datetime import datetime, timedelta
 from typing import Callable, Literal, Mapping, Protocol, Sequence
 from zoneinfo import ZoneInfo
 

@@ -15,17 +15,9 @@ from typing import Callable, Literal, Mapping
 
 from scaling_patterns.core.settings import Settings
 from scaling_patterns.simulation.models import (
-    STEP_SECONDS,
-    Alarm,
-    AlarmAction,
-    ConcurrencyWorkload,
     Minute,
     Policy,
-    Query,
-    QueueWorkload,
     ScheduledMinimum,
-    SimpleScaling,
-    TargetTracking,
     Timeline,
     Workload,
     minutes,
