@@ -218,8 +218,8 @@ def test_emulator_env_prints_only_shell_lines_for_the_emulator(emulator_dir):
     assert env["AWS_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL_S3"] == emulator.endpoint
     assert env["AWS_ACCESS_KEY_ID"] == "testing" and "AWS_PROFILE" not in env
     assert env["CDKTF_OUTPUT"].startswith(str(emulator_dir.resolve()))
-    settings = Path(env["SCALING_PATTERNS_SETTINGS"])
-    assert settings.is_file() and "emulator" in settings.read_text()
+    assert env["SCALING_PATTERNS_SETTINGS"] == str((PROJECT_ROOT / "settings.toml").resolve()), "the user's own file"
+    assert env["SCALING_PATTERNS_EMULATOR_WORKSPACE"].startswith(str(emulator_dir.resolve()))
     assert env["TF_CLI_ARGS_init"].startswith("-backend-config=")
 
 
@@ -254,3 +254,29 @@ def test_npx_cdktf_diff_deploy_destroy_on_the_emulator(emulator_dir):
     assert "aiscale-pred-inference" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.get_alias(FunctionName="aiscale-pred-inference", Name="live")
+
+
+def test_in_the_emulator_shell_each_synth_copies_the_users_settings_as_they_are_now(tmp_path, monkeypatch):
+    """The emulator shell points at the user's own file: an edit after `eval "$(make -s emulator-env)"`
+    reaches the next synth (a copy made once would keep planning the old settings)."""
+    from scaling_patterns.core.settings import SettingsError
+    from tooling.cdktf_cli import emulator_settings_copy
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[predictive-lambda-scaling]\nmemory_mb = 512\n")
+    monkeypatch.setenv("SCALING_PATTERNS_SETTINGS", str(mine))
+    workspace = tmp_path / "emulator" / "cdktf"
+    import tomllib
+
+    copied = lambda: tomllib.loads(copy.read_text())  # noqa: E731
+    copy = emulator_settings_copy(workspace)
+    assert copied()["predictive-lambda-scaling"]["memory_mb"] == 512 and copied()["project"]["emulator"] is True
+
+    mine.write_text("[predictive-lambda-scaling]\nmemory_mb = 1024\n")
+    assert emulator_settings_copy(workspace) == copy and copied()["predictive-lambda-scaling"]["memory_mb"] == 1024
+
+    mine.write_text("[predictive-lambda-scaling]\nmemory_mb = 1\n")
+    with pytest.raises(SettingsError) as caught:
+        emulator_settings_copy(workspace)
+    assert caught.value.problems[0].startswith(f"{mine}: [predictive-lambda-scaling] memory_mb:")
+    assert copied()["predictive-lambda-scaling"]["memory_mb"] == 1024, "a bad file leaves the last copy as it was"

@@ -16,8 +16,9 @@ Without a mirror nothing is written and cdktf locks from the registry as usual.
 
 ``emulator-env``: the environment `make deploy-local` gives Terraform, as shell lines for
 ``eval "$(make -s emulator-env)"``: the emulator's endpoints and fake credentials (every other
-``AWS_*`` variable unset), the emulator settings copy (``project.emulator = true``, S3 backend on
-the emulator's state bucket) in ``SCALING_PATTERNS_SETTINGS``, a separate output folder
+``AWS_*`` variable unset), your settings file in ``SCALING_PATTERNS_SETTINGS`` and the emulator
+workspace in ``SCALING_PATTERNS_EMULATOR_WORKSPACE``: every synth (``app``) copies your file as it
+is then, with ``project.emulator = true`` and the S3 backend on the emulator's state bucket, a separate output folder
 (``CDKTF_OUTPUT``, so ``cdktf.out/`` keeps the AWS stacks) and the mirror CLI config.
 """
 
@@ -39,6 +40,8 @@ LOCK_FILE = ".terraform.lock.hcl"
 LOCK_CACHE = PROJECT_ROOT / ".terraform" / "mirror-lock"
 #: The emulator workspace of cdktf CLI users: settings copy and synthesized stacks (beside deploy-local's).
 WORKSPACE = Path(".emulator") / "cdktf"
+#: Set by emulator-env: the emulator workspace whose settings copy ``app`` rebuilds from the user's file on every synth.
+EMULATOR_WORKSPACE_ENV = "SCALING_PATTERNS_EMULATOR_WORKSPACE"
 
 
 def mirror_lock(mirror: Path | None = None) -> str | None:
@@ -81,11 +84,35 @@ def lock_stacks(outdir: Path) -> list[Path]:
     return written
 
 
+def emulator_settings_copy(workspace: Path) -> Path:
+    """In the emulator shell: the user's settings file (``$SCALING_PATTERNS_SETTINGS``, as it is now)
+    validated, then copied with the emulator profile into ``workspace``; the copy's path. Every synth
+    makes it anew, so an edit of the user's file reaches the next ``cdktf diff``. A problem names
+    the user's file (SettingsError); nothing is written then."""
+    from tooling import deploy_local as local
+
+    load_config()
+    ws = local.Workspace(workspace)
+    local.write_settings(ws, settings_path())
+    return ws.settings
+
+
 def app(argv: list[str]) -> int:
-    """cdktf.json's app: ``main.py`` in this process, then the stack folders' provider lock."""
+    """cdktf.json's app: ``main.py`` in this process, then the stack folders' provider lock. In the
+    emulator shell (``emulator-env``), ``main.py`` reads the emulator copy of the user's settings."""
     sys.path.insert(0, str(PROJECT_ROOT))
     import main
 
+    workspace = os.environ.get(EMULATOR_WORKSPACE_ENV)
+    if workspace:
+        from scaling_patterns.core.settings import SettingsError
+
+        try:
+            os.environ[SETTINGS_ENV] = str(emulator_settings_copy(Path(workspace)))
+        except SettingsError as exc:
+            print("Settings are not valid; nothing was written:", file=sys.stderr)
+            print("\n".join(f"  {line}" for line in exc.problems), file=sys.stderr)
+            return 2
     code = main.main(argv)
     if code == 0:
         try:
@@ -120,7 +147,10 @@ def emulator_exports(emulator_dir: Path, base_settings: Path | None = None, envi
     env = cli_config_env(emulator.env(base={}, guard=False))
     env.pop("TF_IN_AUTOMATION", None)  # a person runs cdktf here: keep Terraform's hints
     env.update({
-        SETTINGS_ENV: str(ws.settings),
+        # Your own file, absolute (the shell may change folders); each synth copies it with the
+        # emulator profile into the workspace (app), so edits show in the next diff.
+        SETTINGS_ENV: str(Path(base_settings).resolve()),
+        EMULATOR_WORKSPACE_ENV: str(ws.dir),
         "CDKTF_OUTPUT": str(ws.outdir),  # cdktf's --output: cdktf.out/ keeps the stacks for AWS
         "CHECKPOINT_DISABLE": "1",  # no version check call from cdktf or Terraform
         # cdktf runs `terraform init` with no way to pass the S3 backend's emulator endpoint and
