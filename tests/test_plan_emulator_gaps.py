@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -31,14 +32,18 @@ PLAN = {
 }
 
 
-def test_emulator_gaps_are_listed_after_the_change_and_the_destroyed_resources(tmp_path):
-    (tmp_path / "llm.json").write_text(json.dumps(PLAN))
-    summary = summarize(PLAN, "llm")
-    (tmp_path / "llm.md").write_text(render_stack(summary, heading="#"))
-    result = StackPlan("llm", tmp_path, summary)
+def _noted(plan: dict, stack: str, out: Path) -> tuple[StackPlan, str]:
+    """``plan`` saved and summarized as `make plan` does on the emulator; (the stack's result, summary.md)."""
+    (out / f"{stack}.json").write_text(json.dumps(plan))
+    summary = summarize(plan, stack)
+    (out / f"{stack}.md").write_text(render_stack(summary, heading="#"))
+    result = StackPlan(stack, out, summary)
+    assert note_emulator_gaps([result], out) is True
+    return result, write_combined([result], out, note="Planned on the emulator.")
 
-    assert note_emulator_gaps([result], tmp_path) is True
-    text = write_combined([result], tmp_path, note="Planned on the emulator.")
+
+def test_emulator_gaps_are_listed_after_the_change_and_the_destroyed_resources(tmp_path):
+    result, text = _noted(PLAN, "llm", tmp_path)
 
     gap = (f"`{FUNCTION}.logging_config`: moto 5.2.5 accepts LoggingConfig on CreateFunction "
            "but never returns it from GetFunction")
@@ -91,12 +96,7 @@ MIXED = {"format_version": "1.2", "resource_changes": [
 
 @pytest.fixture
 def mixed(tmp_path):
-    (tmp_path / "demo.json").write_text(json.dumps(MIXED))
-    summary = summarize(MIXED, "demo")
-    (tmp_path / "demo.md").write_text(render_stack(summary, heading="#"))
-    result = StackPlan("demo", tmp_path, summary)
-    assert note_emulator_gaps([result], tmp_path) is True
-    combined = write_combined([result], tmp_path, note="Planned on the emulator.")
+    result, combined = _noted(MIXED, "demo", tmp_path)
     return result, (tmp_path / "demo.md").read_text(), combined
 
 

@@ -135,10 +135,6 @@ def emulator_exports(emulator_dir: Path, base_settings: Path | None = None, envi
     environ = dict(os.environ if environ is None else environ)
     load_config(base_settings)  # errors name the file as the user gave it
     base_settings = base_settings or settings_path()
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        # This process talks to the emulator only; boto3 would load e.g. AWS_PROFILE (and fail on a profile
-        # this machine lacks) even beside the explicit fake credentials.
-        del os.environ[key]
     emulator, started = emu.start(emulator_dir)
     ws = local.Workspace(emulator_dir.resolve() / "cdktf")
     data = local.write_settings(ws, base_settings)

@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.config import DEFAULT_SETTINGS_FILE, PROJECT_ROOT, SETTINGS_ENV
+from app.config import PROJECT_ROOT, SETTINGS_ENV, settings_source
 from scaling_patterns.registry import PATTERNS
 from tooling.plan import DEFAULT_OUT, MANIFEST, StackPlan, write_combined
 
@@ -195,7 +195,7 @@ def run_check(outcome: Outcome, out: Path, stacks: list[str] | None, settings: P
     outcome.base_sha = resolve(base_ref)
     base_root = scratch / "base"
     export(outcome.base_sha, base_root)
-    head_settings = (settings or Path(os.environ.get(SETTINGS_ENV) or DEFAULT_SETTINGS_FILE)).resolve()
+    head_settings = settings_source(settings)[0]
     base_file = base_settings.resolve() if base_settings else base_settings_for(head_settings, base_root)
     outcome.seconds["export"] = time.monotonic() - started
     print(f"upgrade-check: base {base_ref} = {outcome.base_sha[:7]} exported; settings: base {base_file}, "
