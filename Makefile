@@ -52,8 +52,9 @@ emulator-stop: ## stop the local emulator (started by emulator-env, deploy-local
 check-settings: install ## validate settings.toml (or $SCALING_PATTERNS_SETTINGS) only; writes nothing
 	$(RUN) python main.py --check
 
-synth: install ## synthesize every stack into cdktf.out/ (one process) and print a table
-	$(RUN) python main.py
+# The venv's python directly (not `pipenv run`, ~0.6 s): an unchanged synthesis answers in well under a second.
+synth: install ## synthesize every stack into cdktf.out/ (one process) and print a table; unchanged inputs = nothing to do (FORCE=1 synthesizes anyway)
+	.venv/bin/python main.py $(if $(FORCE),,--cached)
 
 validate: synth ## terraform init -backend=false + validate for each stack (offline via a local provider mirror if present)
 	$(RUN) python -m tooling.validate

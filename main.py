@@ -2,6 +2,7 @@
 """cdktf app: one App, one stack per scaling pattern, settings from one file.
 
     python main.py            # synthesize every stack into cdktf.out/ (or $CDKTF_OUTDIR)
+    python main.py --cached   # the same, unless cdktf.out/ already holds this synthesis (`make synth`)
     python main.py --check    # validate the settings file only; writes nothing
 
 Settings come from settings.toml in this folder, or the file named by
@@ -33,21 +34,41 @@ def main(argv: list[str]) -> int:
         print(f"{config.source.name}: settings are valid for {len(config.stacks)} stacks")
         return 0
 
-    from app.synth import requests_for, synthesize
+    from app import synth_cache
 
     outdir = Path(os.environ.get("CDKTF_OUTDIR") or PROJECT_ROOT / "cdktf.out")
+    key = synth_cache.input_key(config) if "--cached" in argv else None
+    rows = synth_cache.cached(outdir, key) if key else None
+    if rows is not None:
+        _table(rows)
+        print(f"unchanged: {_shown(outdir)} already holds this synthesis (inputs {key[:12]}); nothing synthesized, "
+              f"{time.monotonic() - started:.1f}s (settings: {config.source.name})")
+        return 0
+
+    from app.synth import requests_for, synthesize
+
     try:
         results = synthesize(config.project, requests_for(config), outdir)
     except ValueError as exc:  # a construct rejected a setting combination
         print(f"Cannot synthesize: {exc}", file=sys.stderr)
         return 2
-    width = max(len(r.name) for r in results)
-    print(f"{'stack'.ljust(width)}  resources  outputs  file")
-    for r in results:
-        shown = r.path.relative_to(PROJECT_ROOT) if r.path.is_relative_to(PROJECT_ROOT) else r.path
-        print(f"{r.name.ljust(width)}  {r.resources:>9}  {r.outputs:>7}  {shown}")
+    rows = [synth_cache.Row(r.name, r.resources, r.outputs, str(_shown(r.path))) for r in results]
+    _table(rows)
+    if key:
+        synth_cache.record(outdir, key, rows)
     print(f"synthesized {len(results)} stacks in {time.monotonic() - started:.1f}s (settings: {config.source.name})")
     return 0
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
+
+
+def _table(rows: list) -> None:
+    width = max(len(r.name) for r in rows)
+    print(f"{'stack'.ljust(width)}  resources  outputs  file")
+    for r in rows:
+        print(f"{r.name.ljust(width)}  {r.resources:>9}  {r.outputs:>7}  {r.path}")
 
 
 if __name__ == "__main__":

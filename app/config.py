@@ -76,6 +76,8 @@ class ProjectConfig:
     source: Path
     project: ProjectSettings
     stacks: dict[str, Settings]
+    #: Files the settings read besides the settings file (resolved; e.g. a CSV profile).
+    inputs: tuple[Path, ...] = ()
 
 
 def settings_path() -> Path:
@@ -123,7 +125,7 @@ def load_config(path: Path | str | None = None, data: dict[str, Any] | None = No
         if section not in known:
             problems.append(f"[{section}] unknown section (known: {', '.join(sorted(known))})")
 
-    context = {"base_dir": path.parent}
+    context: dict[str, Any] = {"base_dir": path.parent, "inputs": []}
     project: ProjectSettings | None = None
     try:
         project = validate_section("project", ProjectSettings, raw.get("project", {}), context)  # type: ignore[assignment]
@@ -140,4 +142,4 @@ def load_config(path: Path | str | None = None, data: dict[str, Any] | None = No
     if problems:
         raise SettingsError([f"{shown}: {line}" for line in problems])
     assert project is not None
-    return ProjectConfig(source=path, project=project, stacks=stacks)
+    return ProjectConfig(source=path, project=project, stacks=stacks, inputs=tuple(dict.fromkeys(context["inputs"])))

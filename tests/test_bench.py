@@ -39,3 +39,6 @@ def test_a_small_benchmark_run_measures_synthesis_of_every_stack(tmp_path):
     assert float(synth[1]) > 1.0 and float(floor[1]) > 1.0  # seconds (wall times too noisy to order here)
     assert float(floor[4]) > 300  # MiB: the jsii Node.js runtime is counted, not just Python
     assert float(synth[4]) > 300  # (peaks of two processes: too noisy to order, as seen on a loaded machine)
+    cached = rows["make synth, unchanged (cached repeat)"]
+    assert float(cached[1]) < float(floor[1])  # the cache answers without loading the bindings
+    assert float(cached[4]) < 300  # MiB: no Node.js runtime was started

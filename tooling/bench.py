@@ -9,7 +9,9 @@ runtime does most of the work, so measuring Python alone would flatter us):
 - ``floor``: import every construct module (and so the same provider bindings), synthesize nothing;
 - ``eager`` (reference): a plain ``import cdktf_cdktf_provider_aws``, which runs the package
   ``__init__`` and so imports all 2,135 resource modules (what app/bindings.py avoids);
-- ``synth xN``: N copies of each registered stack in one App, synthesized into a temp folder.
+- ``synth xN``: N copies of each registered stack in one App, synthesized into a temp folder;
+- ``make synth, unchanged``: ``main.py --cached`` (what `make synth` runs) a second time on the same
+  settings and output folder: the cache answers without loading the bindings (app/synth_cache.py).
 
 Reported: wall time, peak memory, the ratio to the floor, and time per stack beyond the floor.
 """
@@ -64,8 +66,8 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
-def measure(label: str, args: list[str], stacks: int) -> Measurement:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+def measure(label: str, args: list[str], stacks: int, env: dict[str, str] | None = None) -> Measurement:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "tooling.bench", "--child", *args], cwd=PROJECT_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -93,6 +95,17 @@ def child(mode: str, copies: int) -> None:
     """Runs inside the measured process."""
     from app.config import ProjectSettings
 
+    if mode == "main":  # main.py --cached, as `make synth` runs it (CDKTF_OUTDIR from the parent)
+        import contextlib
+        import io
+
+        import main as app_main
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = app_main.main(["--cached"])
+        if code:
+            raise SystemExit(code)
+        return
     if mode == "eager":  # what a plain `import cdktf_cdktf_provider_aws` costs (every module)
         import importlib
 
@@ -151,6 +164,12 @@ def main(argv: list[str]) -> int:
         r = measure(f"synth x{n}", ["synth", str(n)], n * len(PATTERNS))
         results.append(r)
         print(f"  synth x{n}: {r.seconds:.1f}s, {r.peak_mb:.0f} MiB", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
+        env = {"CDKTF_OUTDIR": str(Path(tmp) / "cdktf.out")}
+        measure("make synth, first run", ["main", "0"], 0, env)
+        cached = measure("make synth, unchanged (cached repeat)", ["main", "0"], 0, env)
+    results.append(cached)
+    print(f"  make synth, unchanged: {cached.seconds:.2f}s, {cached.peak_mb:.0f} MiB", flush=True)
     text = table(results)
     print()
     print(text)

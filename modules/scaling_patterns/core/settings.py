@@ -496,6 +496,16 @@ def read_toml(path: Path, shown: str | None = None) -> dict[str, Any]:
         raise SettingsError([f"{shown}: not valid TOML: {exc}"]) from None
 
 
+def read_input_file(path: Path, context: dict[str, Any] | None) -> str:
+    """The UTF-8 text of a file a setting names (a CSV profile, ...), recorded in the validation
+    context's ``inputs`` list when it has one: what the settings read shapes the synthesized
+    output, so `make synth`'s cache (app/synth_cache.py) hashes it with the settings file."""
+    text = path.read_text(encoding="utf-8")
+    if context is not None and isinstance(context.get("inputs"), list):
+        context["inputs"].append(path.resolve())
+    return text
+
+
 def validate_section(section: str, model: type[Settings], data: Any, context: dict[str, Any] | None = None) -> Settings:
     """``data`` validated by ``model``; problems as one line each, ``[section] field: rule (given value)``.
 

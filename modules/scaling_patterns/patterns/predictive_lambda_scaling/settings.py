@@ -19,6 +19,7 @@ from scaling_patterns.core.settings import (
     TagFilterKey,
     TagFilterValue,
     TimeZoneName,
+    read_input_file,
 )
 from scaling_patterns.patterns.predictive_lambda_scaling.schedule import (
     DAYS,
@@ -67,7 +68,7 @@ class PredictiveSchedule(Settings):
             if not path.is_file():
                 raise ValueError(f"csv_path: file not found: {path} (given {self.csv_path!r})")
             try:
-                self._profile = profile_from_csv(path.read_text(encoding="utf-8"), self.timezone)
+                self._profile = profile_from_csv(read_input_file(path, context), self.timezone)
             except ProfileError as exc:
                 raise ValueError(f"csv_path {self.csv_path!r}: {exc}") from None
         else:
