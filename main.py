@@ -52,10 +52,9 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:  # a construct rejected a setting combination
         print(f"Cannot synthesize: {exc}", file=sys.stderr)
         return 2
-    rows = [synth_cache.Row(r.name, r.resources, r.outputs, str(_shown(r.path))) for r in results]
-    _table(rows)
+    _table(results)
     if key:
-        synth_cache.record(outdir, key, rows)
+        synth_cache.record(outdir, key, results)
     print(f"synthesized {len(results)} stacks in {time.monotonic() - started:.1f}s (settings: {config.source.name})")
     return 0
 
@@ -68,7 +67,7 @@ def _table(rows: list) -> None:
     width = max(len(r.name) for r in rows)
     print(f"{'stack'.ljust(width)}  resources  outputs  file")
     for r in rows:
-        print(f"{r.name.ljust(width)}  {r.resources:>9}  {r.outputs:>7}  {r.path}")
+        print(f"{r.name.ljust(width)}  {r.resources:>9}  {r.outputs:>7}  {_shown(r.path)}")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
 from app.config import PROJECT_ROOT, ProjectConfig
+from app.synth import SynthResult
 
 MANIFEST = ".synth-cache.json"
 #: Environment variables that change what main.py synthesizes or where.
@@ -36,16 +36,6 @@ ENV_NAMES = ("ENV",)
 #: Project files and folders whose content shapes the output (the library is added from its import path).
 CODE = ("main.py", "cdktf.json", "pyproject.toml", "Pipfile.lock", "package-lock.json", "app", "functions")
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
-
-
-@dataclass(frozen=True)
-class Row:
-    """One stack of the summary table main.py prints."""
-
-    name: str
-    resources: int
-    outputs: int
-    path: str
 
 
 def _files(root: Path) -> Iterable[Path]:
@@ -100,19 +90,19 @@ def output_hash(outdir: Path) -> str:
     return digest.hexdigest()
 
 
-def cached(outdir: Path, key: str) -> list[Row] | None:
+def cached(outdir: Path, key: str) -> list[SynthResult] | None:
     """The summary rows of ``outdir`` when it holds the synthesis of ``key``, unchanged; else None."""
     manifest = outdir / MANIFEST
     try:
         data = json.loads(manifest.read_text())
         if data.get("key") != key or data.get("output") != output_hash(outdir):
             return None
-        return [Row(**row) for row in data["stacks"]]
+        return [SynthResult(row["name"], row["resources"], row["outputs"], Path(row["path"])) for row in data["stacks"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def record(outdir: Path, key: str, rows: list[Row]) -> None:
+def record(outdir: Path, key: str, rows: list[SynthResult]) -> None:
     """Write the manifest after a successful synthesis (the output hash excludes the manifest)."""
-    (outdir / MANIFEST).write_text(json.dumps({"key": key, "output": output_hash(outdir), "stacks": [asdict(r) for r in rows]},
+    (outdir / MANIFEST).write_text(json.dumps({"key": key, "output": output_hash(outdir), "stacks": [{**vars(r), "path": str(r.path)} for r in rows]},
                                               indent=2) + "\n")

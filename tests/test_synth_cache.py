@@ -18,6 +18,7 @@ import pytest
 
 from app import synth_cache
 from app.config import ProjectConfig, ProjectSettings, load_config
+from app.synth import SynthResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +108,7 @@ def _output(tmp_path: Path) -> Path:
     return out
 
 
-ROWS = [synth_cache.Row("one", 3, 1, "cdktf.out/stacks/one/cdk.tf.json")]
+ROWS = [SynthResult("one", 3, 1, Path("/project/cdktf.out/stacks/one/cdk.tf.json"))]
 
 
 def test_the_recorded_output_is_reused_for_its_key_only(tmp_path):
